@@ -1,0 +1,61 @@
+"""The cell interface: one time step of a recurrent network.
+
+A cell is an ``nn.Module`` with
+
+* ``project_input(x)``: the part of the step that depends on the input alone, applied to the whole
+  sequence ``(T, B, I)`` at once, before the time loop (the "premul" of fused RNN kernels);
+* ``step(xp_t, state) -> (output, new_state)``: one time step on the projected input ``xp_t`` and a
+  tuple of state tensors; the only work left inside the time loop;
+* ``state_shapes``: the trailing shape of each state tensor (the batch dimension is added in front).
+
+``rnnbench.sequence.Recurrent`` turns any such cell into a sequence layer. Built-in cells and cells that
+users write share that one runner.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+State = tuple[torch.Tensor, ...]
+
+
+class Cell(nn.Module):
+    """Base class: identity input projection, a single hidden-state vector."""
+
+    input_size: int
+    hidden_size: int
+
+    @property
+    def output_size(self) -> int:
+        return self.hidden_size
+
+    @property
+    def state_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return ((self.hidden_size,),)
+
+    def project_input(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def step(self, xp: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        raise NotImplementedError
+
+    def zero_state(self, batch: int, like: torch.Tensor) -> State:
+        return tuple(like.new_zeros((batch, *shape)) for shape in self.state_shapes)
+
+
+def fused(rows: int, cols: int) -> nn.Parameter:
+    """An uninitialised fused weight; ``rnnbench.init`` fills every parameter after construction."""
+    return nn.Parameter(torch.empty(rows, cols))
+
+
+def require_square(cell_name: str, input_size: int, hidden_size: int) -> None:
+    """Cells that add the raw input to a hidden-sized vector need input size == hidden size."""
+    if input_size != hidden_size:
+        from rnnbench.errors import ConfigError
+
+        raise ConfigError(
+            f"cell {cell_name} adds the raw input to the hidden state, so input size must equal "
+            f"hidden size (got input {input_size}, hidden {hidden_size}); put a projection in front "
+            f"(model.input_projection=true) or change the sizes"
+        )

@@ -1,0 +1,37 @@
+"""The GRU as Jozefowicz et al. 2015 write it: the reset gate acts on h BEFORE the recurrent matrix::
+
+    r_t = σ(W_xr x_t + W_hr h_{t-1} + b_r)
+    z_t = σ(W_xz x_t + W_hz h_{t-1} + b_z)
+    h̃_t = tanh(W_xh x_t + W_hh (r_t ⊙ h_{t-1}) + b_h)
+    h_t = z_t ⊙ h_{t-1} + (1 − z_t) ⊙ h̃_t
+
+``torch.nn.GRU`` (cuDNN) applies r after the matrix, r ⊙ (W_hh h + b_hn): a different cell.
+Weight layout: rows (r, z, h̃) in ``weight_ih`` (3H, I) and ``weight_hh`` (3H, H); one ``bias`` (3H)
+added with the input projection. State: (h,). Parameters: 3H*(I+H+1).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rnnbench.cells.base import Cell, fused
+
+
+class GRUCell(Cell):
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.weight_ih = fused(3 * hidden_size, input_size)
+        self.weight_hh = fused(3 * hidden_size, hidden_size)
+        self.bias = torch.nn.Parameter(torch.zeros(3 * hidden_size))
+
+    def project_input(self, x):
+        return torch.nn.functional.linear(x, self.weight_ih, self.bias)
+
+    def step(self, xp, state):
+        h, H = state[0], self.hidden_size
+        x_rz, x_h = xp[..., : 2 * H], xp[..., 2 * H :]
+        r, z = torch.sigmoid(x_rz + h @ self.weight_hh[: 2 * H].t()).chunk(2, -1)
+        candidate = torch.tanh(x_h + (r * h) @ self.weight_hh[2 * H :].t())
+        h_new = z * h + (1 - z) * candidate
+        return h_new, (h_new,)

@@ -1,0 +1,29 @@
+"""The tanh RNN (Elman network)::
+
+    h_t = tanh(W_xh x_t + W_hh h_{t-1} + b_h)
+
+Weights ``weight_ih`` (H, I), ``weight_hh`` (H, H), one ``bias`` (H) added with the input projection
+(``torch.nn.RNN`` has two biases: their sum is this one). State: (h,). Parameters: H*(I+H+1).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rnnbench.cells.base import Cell, fused
+
+
+class TanhCell(Cell):
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.weight_ih = fused(hidden_size, input_size)
+        self.weight_hh = fused(hidden_size, hidden_size)
+        self.bias = torch.nn.Parameter(torch.zeros(hidden_size))
+
+    def project_input(self, x):
+        return torch.nn.functional.linear(x, self.weight_ih, self.bias)
+
+    def step(self, xp, state):
+        h = torch.tanh(xp + state[0] @ self.weight_hh.t())
+        return h, (h,)

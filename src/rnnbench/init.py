@@ -1,0 +1,55 @@
+"""Parameter initialisation schemes (config ``model.init``).
+
+* ``uniform`` (Jozefowicz et al.): every weight ~ U(−s/√N, s/√N), N = the width the weight reads from
+  (its last dimension: the hidden size for recurrent matrices); biases 0. ``s`` is ``model.init_scale``.
+* ``normal`` (Greff et al.): every weight ~ N(0, ``model.init_std``) (0.1 in the paper); biases 0.
+* ``pytorch``: cell parameters, biases included, ~ U(−1/√H, 1/√H) as ``torch.nn.LSTM`` does; embedding
+  and output layers keep PyTorch's defaults.
+
+After the scheme, each cell's declared gate biases (``Cell.bias_init``, e.g. the forget bias of
+``lstm_b``) are written into its ``bias``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from rnnbench.cells.base import Cell
+from rnnbench.errors import check_choice
+
+SCHEMES = ("uniform", "normal", "pytorch")
+
+
+@torch.no_grad()
+def initialize(model: nn.Module, scheme: str = "uniform", scale: float = 1.0, std: float = 0.1):
+    check_choice("model.init", scheme, SCHEMES)
+    cells = [m for m in model.modules() if isinstance(m, Cell)]
+    cell_params = {id(p) for c in cells for p in c.parameters()}
+    for name, p in model.named_parameters():
+        is_bias = p.dim() == 1 and name.endswith("bias")
+        if scheme == "pytorch":
+            if id(p) in cell_params:
+                owner = next(c for c in cells if any(p is q for q in c.parameters()))
+                bound = 1 / math.sqrt(owner.hidden_size)
+                p.uniform_(-bound, bound)
+        elif is_bias:
+            p.zero_()
+        elif scheme == "uniform":
+            bound = scale / math.sqrt(p.shape[-1])
+            p.uniform_(-bound, bound)
+        else:
+            p.normal_(0.0, std)
+    for cell in cells:
+        set_gate_biases(cell)
+
+
+@torch.no_grad()
+def set_gate_biases(cell: Cell) -> None:
+    values = cell.bias_init() if hasattr(cell, "bias_init") else {}
+    H = cell.hidden_size
+    for gate, value in values.items():
+        k = cell.gate_names.index(gate)
+        cell.bias[k * H : (k + 1) * H] = value

@@ -1,0 +1,62 @@
+"""The model a task trains: input layer, a stack of recurrent layers, and a readout.
+
+    tokens (T, B) --Embedding--> (T, B, E) --dropout--> Stack --dropout--> Linear --> logits (T, B, O)
+    dense  (T, B, D) --[optional Linear projection]----> ...
+
+Dropout sits only on non-recurrent connections (Zaremba et al. 2014).
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+from torch import nn
+
+from rnnbench.cells import build_cell
+from rnnbench.errors import ConfigError, check_positive
+from rnnbench.init import initialize
+from rnnbench.sequence import Recurrent, Stack
+
+
+class SequenceModel(nn.Module):
+    def __init__(self, encoder: nn.Module, stack: Stack, output_size: int, dropout: float):
+        super().__init__()
+        self.encoder = encoder
+        self.stack = stack
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(stack.output_size, output_size)
+
+    def forward(self, inputs, state=None, mask=None):
+        """Returns logits (T, B, O) and the final state of every layer."""
+        x = self.dropout(self.encoder(inputs))
+        h, state = self.stack(x, state, mask)
+        return self.head(self.dropout(h)), state
+
+
+def build_model(cfg: DictConfig, task) -> SequenceModel:
+    """Builds and initialises the model for ``task`` from the ``cell`` and ``model`` configs."""
+    cell_cfg, model_cfg = cfg.cell, cfg.model
+    hidden, layers = cell_cfg.hidden_size, cell_cfg.num_layers
+    check_positive("cell.hidden_size", hidden)
+    check_positive("cell.num_layers", layers)
+    if not 0 <= model_cfg.dropout < 1:
+        raise ConfigError(f"model.dropout={model_cfg.dropout} is not valid; it must be in [0, 1)")
+    if task.input_kind == "tokens":
+        width = model_cfg.embed_size or hidden
+        encoder: nn.Module = nn.Embedding(task.input_size, width)
+    elif model_cfg.input_projection:
+        width = model_cfg.embed_size or hidden
+        encoder = nn.Linear(task.input_size, width)
+    else:
+        width, encoder = task.input_size, nn.Identity()
+    cells = []
+    for _ in range(layers):
+        cells.append(build_cell(cell_cfg.name, width, hidden, cell_cfg.get("forget_bias")))
+        width = cells[-1].output_size
+    stack = Stack([Recurrent(c) for c in cells], model_cfg.dropout)
+    model = SequenceModel(encoder, stack, task.output_size, model_cfg.dropout)
+    initialize(model, model_cfg.init, model_cfg.init_scale, model_cfg.init_std)
+    return model
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
