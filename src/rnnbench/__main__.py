@@ -5,15 +5,19 @@ Hydra composes ``configs/config.yaml`` with the chosen groups; ``--help`` lists 
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from rnnbench.cli_checks import check_group_choices
 from rnnbench.errors import ConfigError
+
+# Names a run directory after its overrides; a run without overrides is "default".
+OmegaConf.register_new_resolver("run_name", lambda overrides: overrides or "default", replace=True)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://rnnbench.configs", config_name="config")
@@ -25,6 +29,8 @@ def hydra_main(cfg: DictConfig):
     except ConfigError as error:
         print(f"rnnbench: error: {error}", file=sys.stderr)
         sys.exit(2)
+    if summary["status"] == "interrupted":  # a scheduler sees the run did not finish
+        sys.exit(128 + getattr(signal.Signals, summary["stop_reason"], signal.SIGTERM).value)
     return summary["best"].get(summary["headline"])  # the value a sweep optimises
 
 

@@ -3,11 +3,13 @@
     tokens (T, B) --Embedding--> (T, B, E) --dropout--> Stack --dropout--> Linear --> logits (T, B, O)
     dense  (T, B, D) --[optional Linear projection]----> ...
 
-Dropout sits only on non-recurrent connections (Zaremba et al. 2014).
+Dropout sits only on non-recurrent connections (Zaremba et al. 2014). Gaussian input noise (Greff et
+al. 2017) is added to the input of the first recurrent layer, in training only.
 """
 
 from __future__ import annotations
 
+import torch
 from omegaconf import DictConfig
 from torch import nn
 
@@ -18,16 +20,21 @@ from rnnbench.sequence import Recurrent, Stack
 
 
 class SequenceModel(nn.Module):
-    def __init__(self, encoder: nn.Module, stack: Stack, output_size: int, dropout: float):
+    def __init__(self, encoder: nn.Module, stack: Stack, output_size: int, dropout: float,
+                 input_noise_std: float = 0.0):  # fmt: skip
         super().__init__()
         self.encoder = encoder
+        self.input_noise_std = input_noise_std
         self.stack = stack
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(stack.output_size, output_size)
 
     def forward(self, inputs, state=None, mask=None):
         """Returns logits (T, B, O) and the final state of every layer."""
-        x = self.dropout(self.encoder(inputs))
+        x = self.encoder(inputs)
+        if self.training and self.input_noise_std > 0:
+            x = x + torch.randn_like(x) * self.input_noise_std
+        x = self.dropout(x)
         h, state = self.stack(x, state, mask)
         return self.head(self.dropout(h)), state
 
@@ -53,7 +60,9 @@ def build_model(cfg: DictConfig, task) -> SequenceModel:
         cells.append(build_cell(cell_cfg.name, width, hidden, cell_cfg.get("forget_bias")))
         width = cells[-1].output_size
     stack = Stack([Recurrent(c) for c in cells], model_cfg.dropout)
-    model = SequenceModel(encoder, stack, task.output_size, model_cfg.dropout)
+    noise = model_cfg.get("input_noise_std", 0.0)
+    check_positive("model.input_noise_std", noise, allow_zero=True)
+    model = SequenceModel(encoder, stack, task.output_size, model_cfg.dropout, noise)
     initialize(model, model_cfg.init, model_cfg.init_scale, model_cfg.init_std)
     return model
 

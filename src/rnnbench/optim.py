@@ -1,4 +1,8 @@
-"""Optimisers from the ``trainer`` config."""
+"""Optimisers from the ``trainer`` config.
+
+``sgd`` with ``momentum_scales_lr: true`` is Greff et al.'s update: Nesterov momentum with the learning
+rate multiplied by (1 − momentum), so that the step size stays comparable across momentum values.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,11 @@ from rnnbench.errors import ConfigError, check_choice, check_positive
 OPTIMIZERS = ("sgd", "adam")
 
 
+def base_learning_rate(cfg: DictConfig) -> float:
+    """The rate the optimiser starts from, before any schedule."""
+    return cfg.lr * (1 - cfg.momentum) if cfg.get("momentum_scales_lr") else cfg.lr
+
+
 def build_optimizer(cfg: DictConfig, params) -> torch.optim.Optimizer:
     check_choice("trainer.optimizer", cfg.optimizer, OPTIMIZERS)
     check_positive("trainer.lr", cfg.lr)
@@ -18,12 +27,11 @@ def build_optimizer(cfg: DictConfig, params) -> torch.optim.Optimizer:
         raise ConfigError(f"trainer.momentum={cfg.momentum} is not valid; it must be in [0, 1)")
     if cfg.clip_norm is not None:
         check_positive("trainer.clip_norm", cfg.clip_norm)
+    lr = base_learning_rate(cfg)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
+    if cfg.nesterov and cfg.momentum == 0:
+        raise ConfigError("trainer.nesterov=true needs trainer.momentum > 0")
     return torch.optim.SGD(
-        params,
-        lr=cfg.lr,
-        momentum=cfg.momentum,
-        nesterov=cfg.nesterov,
-        weight_decay=cfg.weight_decay,
+        params, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
     )

@@ -5,6 +5,7 @@
 * ``summary.json``: written at the end (and rewritten if the run is resumed): status, best and final
   metrics, test metrics at the best validation point, seed, device, sizes, versions, wall time.
 * ``model.pt``: the weights with the best validation score, with the resolved config beside them.
+* ``checkpoint.pt``: the state to resume from (``rnnbench.checkpoint``), rewritten at every evaluation.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class RunFiles:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.config, self.metrics = self.dir / "config.yaml", self.dir / "metrics.jsonl"
         self.summary, self.model = self.dir / "summary.json", self.dir / "model.pt"
+        self.checkpoint = self.dir / "checkpoint.pt"
 
     def write_config(self, cfg: DictConfig) -> None:
         atomic_write(self.config, OmegaConf.to_yaml(cfg, resolve=True))
@@ -37,6 +39,21 @@ class RunFiles:
     def append_metrics(self, record: dict) -> None:
         with self.metrics.open("a") as f:
             f.write(json.dumps(record) + "\n")
+
+    def keep_metrics_until(self, step: int) -> None:
+        """Drops lines written after a checkpoint at ``step``: the resumed run writes them again."""
+        if not self.metrics.exists():
+            return
+        lines = self.metrics.read_text().splitlines()
+        kept = [
+            x
+            for x in lines
+            if x.strip() and json.loads(x)["step"] <= step and json.loads(x)["split"] != "test"
+        ]
+        atomic_write(self.metrics, "".join(x + "\n" for x in kept))
+
+    def read_summary(self) -> dict | None:
+        return json.loads(self.summary.read_text()) if self.summary.exists() else None
 
     def write_summary(self, summary: dict) -> None:
         atomic_write(self.summary, json.dumps(summary, indent=2) + "\n")

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import inspect
+
 from omegaconf import DictConfig
 
-from rnnbench.errors import check_choice
+from rnnbench.errors import ConfigError, check_choice
 from rnnbench.tasks.arithmetic import ArithmeticTask
 from rnnbench.tasks.base import Batch, Task
 
 TASKS = {"arithmetic": ArithmeticTask}
 
 
-def build_task(cfg: DictConfig, seed: int) -> Task:
-    """``cfg`` is the ``task`` node; its keys other than ``name`` are the task's options."""
+def build_task(cfg: DictConfig, seed: int, data_dir: str | None = None) -> Task:
+    """``cfg`` is the ``task`` node; its keys other than ``name`` are the task's options.
+    ``data_dir`` reaches only the tasks that read files."""
     check_choice("task", cfg.name, sorted(TASKS))
     options = {k: v for k, v in cfg.items() if k != "name"}
-    return TASKS[cfg.name](seed=seed, **options)
+    cls = TASKS[cfg.name]
+    if "data_dir" in inspect.signature(cls).parameters:
+        options["data_dir"] = data_dir
+    try:
+        inspect.signature(cls).bind(seed=seed, **options)
+    except TypeError as error:
+        raise ConfigError(f"task={cfg.name}: {error}") from None
+    return cls(seed=seed, **options)
 
 
 __all__ = ["TASKS", "Batch", "Task", "build_task"]

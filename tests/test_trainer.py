@@ -1,0 +1,166 @@
+"""The trainer's protocol: resume equals an uninterrupted run, divergence and signals end runs cleanly,
+schedules give the sequences their papers describe, Greff's update and input noise."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from rnnbench.model import SequenceModel, build_model
+from rnnbench.optim import build_optimizer
+from rnnbench.schedules import Schedule, lr_sequence
+from rnnbench.tasks import build_task
+from rnnbench.trainer import train
+from test_configs import compose_config
+
+TIMING = ("tokens_per_s", "wall_s")
+SMALL = ["task.max_digits=2", "cell.hidden_size=16", "trainer.progress=false", "model.dropout=0.3",
+         "cell.num_layers=2", "trainer.eval_batches=2", "task.eval_size=64"]  # fmt: skip
+
+
+def metrics(run_dir):
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in lines]
+
+
+def weights(run_dir):
+    return torch.load(run_dir / "checkpoint.pt", weights_only=False)["model"]
+
+
+def assert_same_run(a, b):
+    assert metrics(a) == metrics(b)
+    for (name, x), (_, y) in zip(weights(a).items(), weights(b).items()):
+        assert torch.equal(x, y), name
+
+
+def test_resume_after_step_limit_is_identical(tmp_path):
+    # dropout on: the torch RNG must be restored too; 30 steps cross an epoch boundary (25 batches)
+    base = [*SMALL, "trainer.eval_every=5", "task.batches_per_epoch=25"]
+    train(compose_config(*base, "trainer.max_steps=30"), tmp_path / "whole")
+    train(compose_config(*base, "trainer.max_steps=15"), tmp_path / "parts")
+    summary = train(compose_config(*base, "trainer.max_steps=30"), tmp_path / "parts")
+    assert summary["status"] == "completed" and summary["steps"] == 30
+    assert_same_run(tmp_path / "whole", tmp_path / "parts")
+
+
+def rnnbench(run_dir, *args):
+    cmd = [sys.executable, "-m", "rnnbench", *SMALL, f"hydra.run.dir={run_dir}", *args]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_killed_run_resumes_to_the_same_result(tmp_path):
+    args = ["trainer.eval_every=10", "trainer.max_steps=60", "task.batches_per_epoch=25"]
+    assert rnnbench(tmp_path / "whole", *args).wait(timeout=300) == 0
+    victim = rnnbench(tmp_path / "killed", *args)
+    metrics_file = tmp_path / "killed" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (
+        metrics_file.exists() and metrics_file.read_text().count("\n") >= 1
+    ):
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGTERM)
+    assert victim.wait(timeout=60) == 128 + signal.SIGTERM
+    summary = json.loads((tmp_path / "killed" / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and 0 < summary["steps"] < 60
+    again = rnnbench(tmp_path / "killed", *args)
+    assert again.wait(timeout=300) == 0, again.stderr.read()
+    assert json.loads((tmp_path / "killed" / "summary.json").read_text())["status"] == "completed"
+    assert_same_run(tmp_path / "whole", tmp_path / "killed")
+
+
+def test_finished_run_is_not_run_again(tmp_path):
+    cfg = compose_config(*SMALL, "trainer.max_steps=6", "trainer.eval_every=3")
+    first = train(cfg, tmp_path)
+    again = train(cfg, tmp_path)
+    assert again == first
+    assert len(metrics(tmp_path)) == 3  # two evaluations and one test line, not repeated
+
+
+def test_resume_refuses_a_different_config(tmp_path):
+    train(compose_config(*SMALL, "trainer.max_steps=3", "trainer.eval_every=3"), tmp_path)
+    from rnnbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="different config"):
+        train(compose_config(*SMALL, "trainer.max_steps=3", "trainer.eval_every=3", "seed=9"), tmp_path)
+
+
+def test_huge_learning_rate_diverges_with_exit_code_zero(tmp_path):
+    proc = rnnbench(tmp_path, "trainer.optimizer=sgd", "trainer.lr=1e12", "trainer.clip_norm=null",
+                    "trainer.max_steps=40", "trainer.eval_every=5")  # fmt: skip
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "diverged", summary
+    assert summary["steps"] < 40
+    assert len(metrics(tmp_path)) >= 1  # the metrics up to that point are kept
+
+
+def test_time_limit_is_recorded(tmp_path):
+    summary = train(compose_config(*SMALL, "trainer.max_minutes=0"), tmp_path)
+    assert summary["stop_reason"] == "max_minutes" and summary["steps"] == 0
+
+
+def test_zaremba_schedule():
+    # Zaremba et al. small: lr 1, constant for 4 epochs, then halved every epoch
+    rates = lr_sequence(Schedule("zaremba", decay_start=4, decay=0.5), [5.0] * 7, lr=1.0)
+    assert rates == [1, 1, 1, 1, 0.5, 0.25, 0.125, 0.0625]
+    medium = lr_sequence(Schedule("zaremba", decay_start=6, decay=1 / 1.2), [5.0] * 7, lr=1.0)
+    assert medium[:6] == [1.0] * 6 and medium[6] == pytest.approx(1 / 1.2)
+    assert medium[7] == pytest.approx(1 / 1.44)
+
+
+def test_halving_schedule():
+    # Jozefowicz et al.: 3 epochs without improvement, then halve each epoch for 4 more, then stop
+    curve = [5.0, 4.0, 3.0, 3.5, 3.2, 3.1, 2.0, 1.0, 0.5, 0.1, 0.1]
+    rates = lr_sequence(Schedule("halving", higher_is_better=False), curve, lr=1.0)
+    # evaluations 4, 5, 6 do not improve on 3.0; halving starts after the 6th; improvements no longer count
+    assert rates == [1, 1, 1, 1, 1, 1, 0.5, 0.25, 0.125, 0.0625]
+    steady = lr_sequence(Schedule("halving", higher_is_better=True), [float(k) for k in range(20)], 1.0)
+    assert steady == [1.0] * 21, "never halves while improving"
+
+
+def test_greff_nesterov_update_matches_hand_computation():
+    cfg = OmegaConf.create(dict(optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True, momentum_scales_lr=True,
+                                weight_decay=0.0, clip_norm=None))  # fmt: skip
+    p = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    optimizer = build_optimizer(cfg, [p])
+    g1, g2 = torch.tensor([0.5, 1.0]), torch.tensor([-1.0, 2.0])
+    lr, m = 0.1 * (1 - 0.9), 0.9
+    v1 = g1  # velocity after step 1
+    expected1 = torch.tensor([1.0, -2.0]) - lr * (g1 + m * v1)
+    v2 = m * v1 + g2
+    expected2 = expected1 - lr * (g2 + m * v2)
+    for g, expected in [(g1, expected1), (g2, expected2)]:
+        p.grad = g.clone()
+        optimizer.step()
+        torch.testing.assert_close(p.detach(), expected)
+
+
+def test_input_noise_only_in_training():
+    cfg = compose_config("task.max_digits=2", "cell.hidden_size=8", "model.input_noise_std=0.5")
+    model: SequenceModel = build_model(cfg, build_task(cfg.task, 0))
+    x = torch.randint(1, 10, (6, 3))
+    model.eval()
+    torch.testing.assert_close(model(x)[0], model(x)[0])
+    quiet = model.input_noise_std
+    model.input_noise_std = 0.0
+    clean = model(x)[0]
+    model.input_noise_std = quiet
+    torch.testing.assert_close(model(x)[0], clean)
+    model.train()
+    assert not torch.allclose(model(x)[0], clean)
+
+
+def test_deterministic_and_threads_are_recorded(tmp_path):
+    summary = train(compose_config(*SMALL, "trainer.max_steps=2", "trainer.eval_every=2",
+                                   "trainer.threads=1", "trainer.deterministic=true"), tmp_path)  # fmt: skip
+    torch.use_deterministic_algorithms(False)
+    assert summary["runtime"] == {"deterministic": True, "amp": None, "compile": False, "threads": 1}
+    torch.set_num_threads(os.cpu_count() or 1)
