@@ -7,7 +7,7 @@
   and output layers keep PyTorch's defaults.
 
 After the scheme, each cell's declared gate biases (``Cell.bias_init``, e.g. the forget bias of
-``lstm_b``) are written into its ``bias``.
+``lstm_b``) are written into its ``bias``. Learned initial states start at 0 (``rnnbench.initial_state``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from torch import nn
 
 from rnnbench.cells.base import Cell
 from rnnbench.errors import check_choice
+from rnnbench.initial_state import InitialState
 
 SCHEMES = ("uniform", "normal", "pytorch")
 
@@ -44,6 +45,9 @@ def initialize(model: nn.Module, scheme: str = "uniform", scale: float = 1.0, st
             p.normal_(0.0, std)
     for cell in cells:
         set_gate_biases(cell)
+    for module in model.modules():
+        if isinstance(module, InitialState):
+            module.reset_parameters()
 
 
 @torch.no_grad()

@@ -13,10 +13,10 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from rnnbench.cells import build_cell
+from rnnbench.cells import build_cell_from_config
 from rnnbench.errors import ConfigError, check_positive
 from rnnbench.init import initialize
-from rnnbench.sequence import Recurrent, Stack
+from rnnbench.sequence import Bidirectional, Recurrent, Stack
 
 
 class SequenceModel(nn.Module):
@@ -55,16 +55,33 @@ def build_model(cfg: DictConfig, task) -> SequenceModel:
         encoder = nn.Linear(task.input_size, width)
     else:
         width, encoder = task.input_size, nn.Identity()
-    cells = []
-    for _ in range(layers):
-        cells.append(build_cell(cell_cfg.name, width, hidden, cell_cfg.get("forget_bias")))
-        width = cells[-1].output_size
-    stack = Stack([Recurrent(c) for c in cells], model_cfg.dropout)
+    stack = Stack(build_layers(cfg, task, width), model_cfg.dropout)
     noise = model_cfg.get("input_noise_std", 0.0)
     check_positive("model.input_noise_std", noise, allow_zero=True)
     model = SequenceModel(encoder, stack, task.output_size, model_cfg.dropout, noise)
     initialize(model, model_cfg.init, model_cfg.init_scale, model_cfg.init_std)
     return model
+
+
+def build_layers(cfg: DictConfig, task, width: int) -> list[nn.Module]:
+    """``cell.num_layers`` recurrent layers; ``model.bidirectional``: each one a forward-backward pair."""
+    model_cfg = cfg.model
+    bidirectional = model_cfg.get("bidirectional", False)
+    if bidirectional and task.carries_state:
+        raise ConfigError(
+            f"model.bidirectional=true does not fit task {task.name}, which carries the state across batches"
+        )
+
+    def layer(input_width: int) -> Recurrent:
+        cell = build_cell_from_config(cfg.cell, input_width)
+        kind = model_cfg.get("initial_state", "zeros")
+        return Recurrent(cell, kind, model_cfg.get("initial_state_std", 0.1))
+
+    layers: list[nn.Module] = []
+    for _ in range(cfg.cell.num_layers):
+        layers.append(Bidirectional(layer(width), layer(width)) if bidirectional else layer(width))
+        width = layers[-1].output_size
+    return layers
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,6 +1,12 @@
-"""Turning a one-step cell into a sequence layer, and stacking such layers.
+"""Turning a one-step cell into a sequence layer; stacking layers; running a layer in both directions.
 
-Tensors are time-major: inputs (T, B, I), outputs (T, B, H), masks (T, B) with True at real steps.
+Tensors are time-major: inputs (T, B, I), outputs (T, B, O), masks (T, B) with True at real steps.
+A mask marks a prefix of each column (padding at the end, as tasks produce it). On padded steps a layer
+keeps the state of the last real step and outputs zeros, so a padded batch gives every sequence the
+outputs and final state it gets alone.
+
+``Recurrent`` is the one layer runner: built-in cells, cells users write, readout and nested cells all
+run through it.
 """
 
 from __future__ import annotations
@@ -9,44 +15,108 @@ import torch
 from torch import nn
 
 from rnnbench.cells.base import Cell, State
+from rnnbench.initial_state import InitialState
+
+
+def per_row(keep: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(B,) bool -> (B, 1, ..., 1), broadcastable against a (B, ...) tensor of any shape."""
+    return keep.view(keep.shape[0], *([1] * (like.dim() - 1)))
 
 
 class Recurrent(nn.Module):
     """Runs ``cell`` over a sequence: input projection for all steps first, then the time loop."""
 
-    def __init__(self, cell: Cell):
+    def __init__(self, cell: Cell, initial_state: str = "zeros", initial_state_std: float = 0.1):
         super().__init__()
         self.cell = cell
+        self.initial_state = InitialState(cell.state_shapes, initial_state, initial_state_std)
+
+    @property
+    def output_size(self) -> int:
+        return self.cell.output_size
 
     def forward(self, x: torch.Tensor, state: State | None = None, mask: torch.Tensor | None = None):
+        """Returns outputs (T, B, O) and the final state (that of each column's last real step)."""
         if state is None:
-            state = self.cell.zero_state(x.shape[1], x)
+            state = self.initial_state(x.shape[1], x)
         xp = self.cell.project_input(x)  # (T, B, ·): the only place the input matrices are applied
         outputs = []
         for t in range(x.shape[0]):
             out, new_state = self.cell.step(xp[t], state)
-            if mask is not None:  # padded steps keep the state of the last real step
-                keep = mask[t].unsqueeze(-1)
-                new_state = tuple(torch.where(keep, n, s) for n, s in zip(new_state, state))
-                out = out * keep
+            if mask is not None:  # padded steps keep the state of the last real step and output 0
+                keep = mask[t]
+                new_state = tuple(torch.where(per_row(keep, n), n, s) for n, s in zip(new_state, state))
+                out = torch.where(per_row(keep, out), out, torch.zeros_like(out))
             outputs.append(out)
-            state = new_state
+            state = tuple(new_state)
         return torch.stack(outputs), state
+
+    def last_output(self, outputs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Many-to-one: each column's output at its last real step, (B, O)."""
+        return outputs.gather(0, last_index(outputs, mask)).squeeze(0)
+
+
+def last_index(outputs: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """(1, B, O) index of each column's last real step, for ``gather`` along time."""
+    T, B = outputs.shape[:2]
+    full = outputs.new_full((B,), T - 1, dtype=torch.long)
+    last = full if mask is None else (mask.sum(0) - 1).clamp(min=0)
+    return last.view(1, B, *([1] * (outputs.dim() - 2))).expand(1, *outputs.shape[1:])
+
+
+def reverse_real(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Reverses the real prefix of every column in time and leaves its padding in place (own inverse)."""
+    if mask is None:
+        return x.flip(0)
+    T, B = mask.shape
+    lengths = mask.sum(0)  # (B,)
+    t = torch.arange(T, device=x.device).unsqueeze(1)  # (T, 1)
+    source = torch.where(t < lengths, lengths - 1 - t, t)  # (T, B): where step t reads from
+    return x.gather(0, source.view(T, B, *([1] * (x.dim() - 2))).expand_as(x))
+
+
+class Bidirectional(nn.Module):
+    """Two layers, one reading each sequence forward and one backward; outputs concatenated per step.
+
+    The backward layer reads each column's real steps in reverse (x_{L-1}, ..., x_0), so its output at
+    step t has seen x_t..x_{L-1} and never the padding. The state is (forward state, backward state);
+    both are final states that have seen the whole real sequence.
+    """
+
+    def __init__(self, forward_layer: nn.Module, backward_layer: nn.Module):
+        super().__init__()
+        self.forward_layer, self.backward_layer = forward_layer, backward_layer
+
+    @property
+    def output_size(self) -> int:
+        return self.forward_layer.output_size + self.backward_layer.output_size
+
+    def forward(self, x, state=None, mask=None):
+        forward_state, backward_state = (None, None) if state is None else state
+        out_f, forward_state = self.forward_layer(x, forward_state, mask)
+        out_b, backward_state = self.backward_layer(reverse_real(x, mask), backward_state, mask)
+        return torch.cat([out_f, reverse_real(out_b, mask)], -1), (forward_state, backward_state)
+
+    def last_output(self, outputs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Many-to-one: the forward half at the last real step and the backward half at step 0, (B, O)."""
+        width = self.forward_layer.output_size
+        out_f, out_b = outputs[..., :width], outputs[..., width:]
+        return torch.cat([out_f.gather(0, last_index(out_f, mask)).squeeze(0), out_b[0]], -1)
 
 
 class Stack(nn.Module):
     """Layers on top of each other; dropout only on the connections between layers (Zaremba et al.)."""
 
-    def __init__(self, layers: list[Recurrent], dropout: float = 0.0):
+    def __init__(self, layers: list[nn.Module], dropout: float = 0.0):
         super().__init__()
         self.layers = nn.ModuleList(layers)
         self.dropout = nn.Dropout(dropout)
 
     @property
     def output_size(self) -> int:
-        return self.layers[-1].cell.output_size
+        return self.layers[-1].output_size
 
-    def forward(self, x, state: tuple[State, ...] | None = None, mask=None):
+    def forward(self, x, state: tuple | None = None, mask=None):
         states = []
         for k, layer in enumerate(self.layers):
             if k > 0:
@@ -54,3 +124,6 @@ class Stack(nn.Module):
             x, s = layer(x, None if state is None else state[k], mask)
             states.append(s)
         return x, tuple(states)
+
+    def last_output(self, outputs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.layers[-1].last_output(outputs, mask)

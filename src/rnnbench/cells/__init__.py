@@ -1,9 +1,18 @@
-"""Every built-in cell, by the name used in configs (``cell=<name>``)."""
+"""Every built-in cell, by the name used in configs (``cell=<name>``), and cells from users' modules.
+
+A cell config with ``_target_: package.module.Factory`` (or ``factory:``) builds the user's cell as
+``Factory(input_size, hidden_size, **options)``, options being the config's other keys, e.g.
+``examples/my_cells/cell/my_cell.yaml`` used as ``python -m rnnbench --config-dir examples/my_cells
+cell=my_cell`` with the module's folder on ``PYTHONPATH``.
+"""
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import replace
 from functools import partial
+
+from omegaconf import DictConfig, OmegaConf
 
 from rnnbench.cells.base import Cell, State
 from rnnbench.cells.gru import GRUCell
@@ -40,4 +49,52 @@ def build_cell(name: str, input_size: int, hidden_size: int, forget_bias: float 
     return CELLS[name](input_size, hidden_size)
 
 
-__all__ = ["CELLS", "Cell", "State", "LSTMCell", "LSTMSpec", "VARIANTS", "build_cell"]
+# keys every cell config has; the rest of a user cell's config are options for its factory
+SHARED_KEYS = ("name", "hidden_size", "num_layers", "forget_bias", "_target_", "factory")
+
+
+def import_target(key: str, path: str):
+    module_name, _, attribute = str(path).rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise ConfigError(
+            f"{key}={path!r} cannot be imported ({error}); give package.module.Name and put its folder "
+            f"on PYTHONPATH"
+        ) from None
+
+
+def build_user_cell(key: str, target: str, input_size: int, hidden_size: int, options: dict) -> Cell:
+    factory = import_target(key, target)
+    try:
+        cell = factory(input_size, hidden_size, **options)
+    except TypeError as error:
+        raise ConfigError(f"{key}={target!r} cannot be called with the options {options}: {error}") from None
+    if not isinstance(cell, Cell):
+        raise ConfigError(f"{key}={target!r} returned {type(cell).__name__}, not an rnnbench.cells.Cell")
+    return cell
+
+
+def build_cell_from_config(cell_cfg, input_size: int) -> Cell:
+    """The cell a ``cell`` config describes: a built-in by ``name``, or a user's ``_target_``/``factory``."""
+    if isinstance(cell_cfg, DictConfig):
+        cell_cfg = OmegaConf.to_container(cell_cfg, resolve=True)
+    for key in ("_target_", "factory"):
+        if cell_cfg.get(key):
+            options = {k: v for k, v in cell_cfg.items() if k not in SHARED_KEYS}
+            if cell_cfg.get("forget_bias") is not None:
+                options["forget_bias"] = cell_cfg["forget_bias"]
+            return build_user_cell(f"cell.{key}", cell_cfg[key], input_size, cell_cfg["hidden_size"], options)
+    return build_cell(cell_cfg["name"], input_size, cell_cfg["hidden_size"], cell_cfg.get("forget_bias"))
+
+
+__all__ = [
+    "CELLS",
+    "Cell",
+    "State",
+    "LSTMCell",
+    "LSTMSpec",
+    "VARIANTS",
+    "build_cell",
+    "build_cell_from_config",
+]
