@@ -18,6 +18,7 @@ import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from rnnbench.budget import configured_budget
 from rnnbench.device import resolve_device
 from rnnbench.errors import check_positive
 from rnnbench.model import build_model, count_parameters
@@ -159,7 +160,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         "seed": cfg.seed,
         "device": str(device),
         "num_params": count_parameters(model),
-        "hidden_size": cfg.cell.hidden_size,
+        "hidden_size": model.stack.layers[0].cell.hidden_size,  # as built: param_budget may set it
+        "param_budget": configured_budget(cfg.model),
         "num_layers": cfg.cell.num_layers,
         "wall_s": time.perf_counter() - started,
         "versions": versions(),

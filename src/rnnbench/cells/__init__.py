@@ -6,6 +6,7 @@ from dataclasses import replace
 from functools import partial
 
 from rnnbench.cells.base import Cell, State
+from rnnbench.cells.gated_feedback import GatedFeedbackCell
 from rnnbench.cells.gru import GRUCell
 from rnnbench.cells.lstm import VARIANTS, LSTMCell, LSTMSpec
 from rnnbench.cells.mut import Mut1Cell, Mut2Cell, Mut3Cell
@@ -21,6 +22,9 @@ def _lstm(spec: LSTMSpec, input_size: int, hidden_size: int, forget_bias: float 
     return LSTMCell(input_size, hidden_size, spec)
 
 
+# Gated-feedback stacks hold every layer in one cell: the model must not stack them again.
+GATED_FEEDBACK = {f"gf_{kind}": partial(GatedFeedbackCell, kind) for kind in ("tanh", "gru", "lstm")}
+
 CELLS = {
     "tanh": TanhCell,
     "gru": GRUCell,
@@ -28,11 +32,20 @@ CELLS = {
     "mut2": Mut2Cell,
     "mut3": Mut3Cell,
     **{name: partial(_lstm, spec) for name, spec in VARIANTS.items()},
+    **GATED_FEEDBACK,
 }
 
 
-def build_cell(name: str, input_size: int, hidden_size: int, forget_bias: float | None = None) -> Cell:
+def build_cell(
+    name: str, input_size: int, hidden_size: int, forget_bias: float | None = None, **options
+) -> Cell:
+    """``options``: a cell's own keys (the gated-feedback stacks' ``num_layers``, ``feedback_gates``,
+    ``unit_gates_read``, ``dropout``); other cells take none."""
     check_choice("cell", name, sorted(CELLS))
+    if name in GATED_FEEDBACK:
+        return CELLS[name](input_size, hidden_size, forget_bias=forget_bias, **options)
+    if options:
+        raise ConfigError(f"cell.{next(iter(options))} is not an option of cell {name}")
     if name in VARIANTS:
         return CELLS[name](input_size, hidden_size, forget_bias=forget_bias)
     if forget_bias is not None:
@@ -40,4 +53,14 @@ def build_cell(name: str, input_size: int, hidden_size: int, forget_bias: float 
     return CELLS[name](input_size, hidden_size)
 
 
-__all__ = ["CELLS", "Cell", "State", "LSTMCell", "LSTMSpec", "VARIANTS", "build_cell"]
+__all__ = [
+    "CELLS",
+    "GATED_FEEDBACK",
+    "Cell",
+    "GatedFeedbackCell",
+    "State",
+    "LSTMCell",
+    "LSTMSpec",
+    "VARIANTS",
+    "build_cell",
+]
