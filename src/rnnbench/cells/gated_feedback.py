@@ -22,7 +22,7 @@ the top layer h^L_t. Options:
 * ``feedback_gates=False`` fixes every g = 1 (the paper's ablation): the cross-layer matrices U^{i→j}
   stay, so this is a fully connected stack, equal to a plain stack only when they are zero;
 * ``unit_gates_read``: the unit-wise gates (GRU r, z; LSTM i, f, o) read their own layer's state h^j_{t-1}
-  (``own``, default) or all of h*_{t-1} (``all``); the paper is ambiguous.
+  (``own``, default) or all of h*_{t-1} (``all``); the paper is ambiguous. GF-tanh has none.
 * ``dropout``: applied to the bottom-up input h^{j-1}_t of layers 2..L (the model drops the input of
   layer 1 and the output of layer L), the same connections a plain ``Stack`` drops; recurrent and
   feedback paths are never dropped. The global gates read the dropped h^{j-1}_t too.
@@ -30,8 +30,9 @@ the top layer h^L_t. Options:
 Biases: one per unit-wise gate and candidate of each layer (the paper omits biases; every other cell
 here has them, and ``cell.forget_bias`` needs one); the global gates have none, as printed.
 
-Parameter layout, G = unit-wise gates + 1 rows per layer, row blocks in ``gate_names`` order,
-n = L global-gate rows per destination layer (0 without feedback gates):
+Parameter layout, G = unit-wise gates + 1 row blocks of H per layer, in ``gate_names`` order
+(tanh: cand; gru: r, z, cand; lstm: i, f, o, cand), n = L global-gate rows per destination layer
+(0 without feedback gates):
 
 * ``weight_ih`` (G*H + n, I): layer 1's bottom-up rows, then w_g^{i→1} for i = 1..L. Applied to the
   whole sequence before the time loop: the only part that can be hoisted.
