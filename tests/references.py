@@ -93,3 +93,49 @@ def mut(kind, xs, W, U, b, h):
         return (cand * z + h * (1 - z),)
 
     return run(step, xs, (h,))
+
+
+def gated_feedback(kind, xs, P, hs, cs=None, *, feedback=True, read="own"):
+    """GF-tanh / GF-GRU / GF-LSTM (Chung et al. 2015), one loop over every ordered pair of layers.
+
+    P["W"][j], P["b"][j]: dicts over the layer's gates ("r", "z" | "i", "f", "o") and "cand" (bottom-up);
+    P["U"][(i, j)]: feedback matrix of the candidate, layer i at t−1 → layer j at t;
+    P["wg"][(i, j)], P["ug"][(i, j)]: the global gate's vectors (reading h^{j−1}_t and h*_{t−1});
+    P["Ur"][j]: dict over the unit-wise gates of recurrent matrices reading h^j_{t−1} (read="own") or
+    all of h*_{t−1} (read="all"). Returns the top layer's outputs and the final (h^1..h^L, c^1..c^L)."""
+    L = len(hs)
+
+    def step(x, s):
+        h_prev, c_prev = s[1 : L + 1], s[L + 1 :]  # s[0] is the previous output
+        h_star = torch.cat(h_prev, -1)
+        below, new_h, new_c = x, [], []
+        for j in range(L):
+            reads = h_prev[j] if read == "own" else h_star  # what the unit-wise gates read
+            gate = {
+                name: σ(below @ P["W"][j][name].T + reads @ U.T + P["b"][j][name])
+                for name, U in P["Ur"][j].items()
+            }
+            gated_sum = 0
+            for i in range(L):
+                term = h_prev[i] @ P["U"][(i, j)].T
+                if feedback:
+                    g = σ(below @ P["wg"][(i, j)] + h_star @ P["ug"][(i, j)])  # (B,): a scalar per example
+                    term = g[:, None] * term
+                gated_sum = gated_sum + term
+            bottom_up = below @ P["W"][j]["cand"].T + P["b"][j]["cand"]
+            if kind == "tanh":
+                h = torch.tanh(bottom_up + gated_sum)
+            elif kind == "gru":
+                r, z = gate["r"], gate["z"]
+                h = (1 - z) * h_prev[j] + z * torch.tanh(bottom_up + r * gated_sum)
+            else:
+                i_, f, o = gate["i"], gate["f"], gate["o"]
+                c = f * c_prev[j] + i_ * torch.tanh(bottom_up + gated_sum)
+                h = o * torch.tanh(c)
+                new_c.append(c)
+            new_h.append(h)
+            below = h
+        return (new_h[-1], *new_h, *new_c)
+
+    outs, final = run(step, xs, (None, *hs, *(cs or ())))
+    return outs, final[1:]

@@ -49,14 +49,15 @@ def rnnbench(*args, cwd):
 
 
 def run_dir(tmp_path: Path) -> Path:
-    (found,) = (tmp_path / "results" / "runs").iterdir()
-    return found
+    (found,) = (tmp_path / "results" / "runs").glob("*/*/*/config.yaml")
+    return found.parent
 
 
 def test_debug_fast_writes_the_run_files(tmp_path):
     result = rnnbench("debug=fast", "seed=3", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     folder = run_dir(tmp_path)
+    assert folder.relative_to(tmp_path).as_posix() == "results/runs/arithmetic/lstm/debug=fast,seed=3"
     config = yaml.safe_load((folder / "config.yaml").read_text())
     assert config["seed"] == 3 and config["cell"]["name"] == "lstm"
     lines = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]

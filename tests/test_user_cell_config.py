@@ -32,7 +32,8 @@ def test_the_example_cell_runs_from_the_command_line(tmp_path):
         [*command, "debug=fast"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr
-    (run,) = (tmp_path / "results" / "runs").iterdir()
+    (summary_file,) = (tmp_path / "results" / "runs").glob("*/*/*/summary.json")
+    run = summary_file.parent
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["cell"] == "my_cell" and summary["steps"] == 12
     task = build_task(compose_config("debug=fast").task, 1)

@@ -30,7 +30,7 @@ def initialize(model: nn.Module, scheme: str = "uniform", scale: float = 1.0, st
     cells = [m for m in model.modules() if isinstance(m, Cell)]
     cell_params = {id(p) for c in cells for p in c.parameters()}
     for name, p in model.named_parameters():
-        is_bias = p.dim() == 1 and name.endswith("bias")
+        is_bias = name.endswith("bias")  # 2-D for gated-feedback stacks: one row per layer
         if scheme == "pytorch":
             if id(p) in cell_params:
                 owner = next(c for c in cells if any(p is q for q in c.parameters()))
@@ -53,7 +53,8 @@ def initialize(model: nn.Module, scheme: str = "uniform", scale: float = 1.0, st
 @torch.no_grad()
 def set_gate_biases(cell: Cell) -> None:
     values = cell.bias_init() if hasattr(cell, "bias_init") else {}
-    H = cell.hidden_size
+    if not values:
+        return
+    per_gate = cell.bias.view(-1, len(cell.gate_names), cell.hidden_size)  # (layers, gates, H)
     for gate, value in values.items():
-        k = cell.gate_names.index(gate)
-        cell.bias[k * H : (k + 1) * H] = value
+        per_gate[:, cell.gate_names.index(gate)] = value

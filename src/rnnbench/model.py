@@ -4,7 +4,9 @@
     dense  (T, B, D) --[optional Linear projection]----> ...
 
 Dropout sits only on non-recurrent connections (Zaremba et al. 2014). Gaussian input noise (Greff et
-al. 2017) is added to the input of the first recurrent layer, in training only.
+al. 2017) is added to the input of the first recurrent layer, in training only. A gated-feedback cell
+(gf_*) is itself the whole stack of ``cell.num_layers`` layers. ``model.param_budget`` sizes the hidden
+layers (``rnnbench.budget``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from rnnbench.cells import build_cell_from_config
+from rnnbench.budget import configured_budget, solve_hidden_size
+from rnnbench.cells import GATED_FEEDBACK, Cell, build_cell_from_config
 from rnnbench.errors import ConfigError, check_positive
 from rnnbench.init import initialize
 from rnnbench.sequence import Bidirectional, Recurrent, Stack
@@ -29,6 +32,10 @@ class SequenceModel(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(stack.output_size, output_size)
 
+    @property
+    def hidden_size(self) -> int:
+        return next(m for m in self.stack.modules() if isinstance(m, Cell)).hidden_size
+
     def forward(self, inputs, state=None, mask=None):
         """Returns logits (T, B, O) and the final state of every layer."""
         x = self.encoder(inputs)
@@ -40,13 +47,28 @@ class SequenceModel(nn.Module):
 
 
 def build_model(cfg: DictConfig, task) -> SequenceModel:
-    """Builds and initialises the model for ``task`` from the ``cell`` and ``model`` configs."""
+    """Builds and initialises the model for ``task`` from the ``cell`` and ``model`` configs.
+
+    The hidden size is ``cell.hidden_size``, or the one solved from ``model.param_budget`` when set."""
     cell_cfg, model_cfg = cfg.cell, cfg.model
-    hidden, layers = cell_cfg.hidden_size, cell_cfg.num_layers
-    check_positive("cell.hidden_size", hidden)
-    check_positive("cell.num_layers", layers)
+    check_positive("cell.num_layers", cell_cfg.num_layers)
     if not 0 <= model_cfg.dropout < 1:
         raise ConfigError(f"model.dropout={model_cfg.dropout} is not valid; it must be in [0, 1)")
+    budget = configured_budget(model_cfg)
+    if budget is None:
+        hidden = cell_cfg.hidden_size
+        check_positive("cell.hidden_size", hidden)
+    else:
+        what = f"cell {cell_cfg.name} with {cell_cfg.num_layers} layer(s) on task {task.name}"
+        hidden = solve_hidden_size(lambda h: count_at(cfg, task, h), budget, what)
+    model = assemble(cfg, task, hidden)
+    initialize(model, model_cfg.init, model_cfg.init_scale, model_cfg.init_std)
+    return model
+
+
+def assemble(cfg: DictConfig, task, hidden: int) -> SequenceModel:
+    """The uninitialised model with ``hidden`` units per layer."""
+    model_cfg = cfg.model
     if task.input_kind == "tokens":
         width = model_cfg.embed_size or hidden
         encoder: nn.Module = nn.Embedding(task.input_size, width)
@@ -55,15 +77,19 @@ def build_model(cfg: DictConfig, task) -> SequenceModel:
         encoder = nn.Linear(task.input_size, width)
     else:
         width, encoder = task.input_size, nn.Identity()
-    stack = Stack(build_layers(cfg, task, width), model_cfg.dropout)
+    stack = Stack(build_layers(cfg, task, width, hidden), model_cfg.dropout)
     noise = model_cfg.get("input_noise_std", 0.0)
     check_positive("model.input_noise_std", noise, allow_zero=True)
-    model = SequenceModel(encoder, stack, task.output_size, model_cfg.dropout, noise)
-    initialize(model, model_cfg.init, model_cfg.init_scale, model_cfg.init_std)
-    return model
+    return SequenceModel(encoder, stack, task.output_size, model_cfg.dropout, noise)
 
 
-def build_layers(cfg: DictConfig, task, width: int) -> list[nn.Module]:
+def count_at(cfg: DictConfig, task, hidden: int) -> int:
+    """Parameters of the model with ``hidden`` units, built on the meta device (shapes, no memory)."""
+    with torch.device("meta"):
+        return count_parameters(assemble(cfg, task, hidden))
+
+
+def build_layers(cfg: DictConfig, task, width: int, hidden: int) -> list[nn.Module]:
     """``cell.num_layers`` recurrent layers; ``model.bidirectional``: each one a forward-backward pair."""
     model_cfg = cfg.model
     bidirectional = model_cfg.get("bidirectional", False)
@@ -72,11 +98,17 @@ def build_layers(cfg: DictConfig, task, width: int) -> list[nn.Module]:
             f"model.bidirectional=true does not fit task {task.name}, which carries the state across batches"
         )
 
-    def layer(input_width: int) -> Recurrent:
-        cell = build_cell_from_config(cfg.cell, input_width)
+    def layer(input_width: int, **options) -> Recurrent:
+        cell = build_cell_from_config(cfg.cell, input_width, hidden, **options)
         kind = model_cfg.get("initial_state", "zeros")
         return Recurrent(cell, kind, model_cfg.get("initial_state_std", 0.1))
 
+    if cfg.cell.name in GATED_FEEDBACK:
+        # A gated-feedback stack couples its layers at every step: ONE cell holds all of them,
+        # applies the between-layer dropout itself, and is not stacked again here.
+        if bidirectional:
+            raise ConfigError(f"model.bidirectional=true is not available for cell {cfg.cell.name}")
+        return [layer(width, num_layers=cfg.cell.num_layers, dropout=model_cfg.dropout)]
     layers: list[nn.Module] = []
     for _ in range(cfg.cell.num_layers):
         layers.append(Bidirectional(layer(width), layer(width)) if bidirectional else layer(width))

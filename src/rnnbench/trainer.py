@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from rnnbench import checkpoint
+from rnnbench.budget import configured_budget
 from rnnbench.device import resolve_device
 from rnnbench.errors import ConfigError, check_choice, check_positive
 from rnnbench.model import build_model, count_parameters
@@ -363,7 +364,8 @@ class Trainer:
             "seed": self.cfg.seed,
             "device": str(self.device),
             "num_params": count_parameters(self.model),
-            "hidden_size": self.cfg.cell.hidden_size,
+            "hidden_size": self.model.hidden_size,  # as built: model.param_budget may set it
+            "param_budget": configured_budget(self.cfg.model),
             "num_layers": self.cfg.cell.num_layers,
             "wall_s": self.elapsed + self.clock(),
             "runtime": {

@@ -15,6 +15,7 @@ from functools import partial
 from omegaconf import DictConfig, OmegaConf
 
 from rnnbench.cells.base import Cell, State
+from rnnbench.cells.gated_feedback import GatedFeedbackCell
 from rnnbench.cells.gru import GRUCell
 from rnnbench.cells.lstm import VARIANTS, LSTMCell, LSTMSpec
 from rnnbench.cells.mut import Mut1Cell, Mut2Cell, Mut3Cell
@@ -30,6 +31,9 @@ def _lstm(spec: LSTMSpec, input_size: int, hidden_size: int, forget_bias: float 
     return LSTMCell(input_size, hidden_size, spec)
 
 
+# Gated-feedback stacks hold every layer in one cell: the model must not stack them again.
+GATED_FEEDBACK = {f"gf_{kind}": partial(GatedFeedbackCell, kind) for kind in ("tanh", "gru", "lstm")}
+
 CELLS = {
     "tanh": TanhCell,
     "gru": GRUCell,
@@ -37,11 +41,20 @@ CELLS = {
     "mut2": Mut2Cell,
     "mut3": Mut3Cell,
     **{name: partial(_lstm, spec) for name, spec in VARIANTS.items()},
+    **GATED_FEEDBACK,
 }
 
 
-def build_cell(name: str, input_size: int, hidden_size: int, forget_bias: float | None = None) -> Cell:
+def build_cell(
+    name: str, input_size: int, hidden_size: int, forget_bias: float | None = None, **options
+) -> Cell:
+    """``options``: a cell's own keys (the gated-feedback stacks' ``num_layers``, ``feedback_gates``,
+    ``unit_gates_read``, ``dropout``); other cells take none."""
     check_choice("cell", name, sorted(CELLS))
+    if name in GATED_FEEDBACK:
+        return CELLS[name](input_size, hidden_size, forget_bias=forget_bias, **options)
+    if options:
+        raise ConfigError(f"cell.{next(iter(options))} is not an option of cell {name}")
     if name in VARIANTS:
         return CELLS[name](input_size, hidden_size, forget_bias=forget_bias)
     if forget_bias is not None:
@@ -75,22 +88,27 @@ def build_user_cell(key: str, target: str, input_size: int, hidden_size: int, op
     return cell
 
 
-def build_cell_from_config(cell_cfg, input_size: int) -> Cell:
-    """The cell a ``cell`` config describes: a built-in by ``name``, or a user's ``_target_``/``factory``."""
+def build_cell_from_config(cell_cfg, input_size: int, hidden_size: int | None = None, **extra) -> Cell:
+    """The cell a ``cell`` config describes: a built-in by ``name``, or a user's ``_target_``/``factory``.
+    ``hidden_size`` defaults to the config's (``model.param_budget`` passes a solved one). Keys beyond
+    the shared ones, and ``extra``, are the cell's own options."""
     if isinstance(cell_cfg, DictConfig):
         cell_cfg = OmegaConf.to_container(cell_cfg, resolve=True)
+    hidden_size = cell_cfg["hidden_size"] if hidden_size is None else hidden_size
+    options = {k: v for k, v in cell_cfg.items() if k not in SHARED_KEYS} | extra
     for key in ("_target_", "factory"):
         if cell_cfg.get(key):
-            options = {k: v for k, v in cell_cfg.items() if k not in SHARED_KEYS}
             if cell_cfg.get("forget_bias") is not None:
                 options["forget_bias"] = cell_cfg["forget_bias"]
-            return build_user_cell(f"cell.{key}", cell_cfg[key], input_size, cell_cfg["hidden_size"], options)
-    return build_cell(cell_cfg["name"], input_size, cell_cfg["hidden_size"], cell_cfg.get("forget_bias"))
+            return build_user_cell(f"cell.{key}", cell_cfg[key], input_size, hidden_size, options)
+    return build_cell(cell_cfg["name"], input_size, hidden_size, cell_cfg.get("forget_bias"), **options)
 
 
 __all__ = [
     "CELLS",
+    "GATED_FEEDBACK",
     "Cell",
+    "GatedFeedbackCell",
     "State",
     "LSTMCell",
     "LSTMSpec",
