@@ -51,7 +51,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     check_positive("trainer.eval_every", tc.eval_every)
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
-    task = build_task(cfg.task, cfg.seed)
+    task = build_task(cfg.task, cfg.seed, cfg.get("data_dir"))
     model = build_model(cfg, task).to(device)
     optimizer = build_optimizer(tc, model.parameters())
     files = RunFiles(run_dir)

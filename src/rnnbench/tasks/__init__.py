@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
+import inspect
+
 from omegaconf import DictConfig
 
 from rnnbench.errors import check_choice
 from rnnbench.tasks.arithmetic import ArithmeticTask
 from rnnbench.tasks.base import Batch, Task
+from rnnbench.tasks.music import MusicTask
+from rnnbench.tasks.ptb import PTBCharTask, PTBTask
 
-TASKS = {"arithmetic": ArithmeticTask}
+TASKS = {
+    "arithmetic": ArithmeticTask,
+    "ptb": PTBTask,
+    "ptb_char": PTBCharTask,
+    "jsb": MusicTask,  # the music tasks are one class; the config's ``dataset`` picks the file
+    "nottingham": MusicTask,
+    "musedata": MusicTask,
+    "piano_midi": MusicTask,
+}
 
 
-def build_task(cfg: DictConfig, seed: int) -> Task:
-    """``cfg`` is the ``task`` node; its keys other than ``name`` are the task's options."""
+def build_task(cfg: DictConfig, seed: int, data_dir: str | None = None) -> Task:
+    """``cfg`` is the ``task`` node; its keys other than ``name`` are the task's options.
+    Tasks that read files also get ``data_dir`` (None: ``$RNNBENCH_DATA``, else the user cache)."""
     check_choice("task", cfg.name, sorted(TASKS))
     options = {k: v for k, v in cfg.items() if k != "name"}
-    return TASKS[cfg.name](seed=seed, **options)
+    task_class = TASKS[cfg.name]
+    if "data_dir" in inspect.signature(task_class).parameters:
+        options["data_dir"] = data_dir
+    return task_class(seed=seed, **options)
 
 
 __all__ = ["TASKS", "Batch", "Task", "build_task"]
