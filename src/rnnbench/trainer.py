@@ -123,6 +123,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
                 tick = time.perf_counter()
             if step >= tc.max_steps:
                 break
+        train_seconds += time.perf_counter() - tick  # the epoch's tail counts too (tick restarts below)
         if status == "diverged":
             break
         epoch += 1
