@@ -250,11 +250,12 @@ class Trainer:
                     self.save_checkpoint()
                     break
                 if self.status != "running" or self.limit_reached():
+                    self.window_seconds += time.perf_counter() - tick
                     break
             else:  # the epoch ran to its end
+                self.window_seconds += time.perf_counter() - tick  # its tail counts too
                 self.epoch, self.batch_in_epoch, self.carried = self.epoch + 1, 0, None
                 if tc.eval_every is None:
-                    self.window_seconds += time.perf_counter() - tick
                     self.evaluate(bar)
         bar.close()
         if self.status == "completed" and self.last.get("step") != self.step and self.step > 0:

@@ -9,8 +9,18 @@ from omegaconf import DictConfig
 from rnnbench.errors import ConfigError, check_choice
 from rnnbench.tasks.arithmetic import ArithmeticTask
 from rnnbench.tasks.base import Batch, Task
+from rnnbench.tasks.music import MusicTask
+from rnnbench.tasks.ptb import PTBCharTask, PTBTask
 
-TASKS = {"arithmetic": ArithmeticTask}
+TASKS = {
+    "arithmetic": ArithmeticTask,
+    "ptb": PTBTask,
+    "ptb_char": PTBCharTask,
+    "jsb": MusicTask,  # the music tasks are one class; the config's ``dataset`` picks the file
+    "nottingham": MusicTask,
+    "musedata": MusicTask,
+    "piano_midi": MusicTask,
+}
 
 
 def build_task(cfg: DictConfig, seed: int, data_dir: str | None = None) -> Task:

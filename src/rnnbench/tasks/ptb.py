@@ -1,0 +1,144 @@
+"""Penn Treebank language modelling (Mikolov's version): ``ptb`` (words) and ``ptb_char`` (characters).
+
+Both files hold one sentence per line with symbols separated by spaces (the char files spell words
+letter by letter with ``_`` between words). The corpus adds an end symbol ``<eos>`` at every newline:
+10,000 word types (``<unk>`` included), 50 character symbols. The vocabulary is the training split's,
+in order of first occurrence.
+
+Batching as Zaremba et al. 2014: the token stream of a split is laid out in ``batch_size`` columns and
+read in truncated-BPTT windows of ``bptt`` steps. The hidden state is carried from one window to the
+next (the trainer detaches it) and reset at each epoch start; evaluation carries it through the split.
+
+Metrics: ``loss`` = mean negative log-likelihood per predicted token in nats, an exact per-token
+average over the split; ``ptb``: ``ppl`` = exp(loss) (headline, lower is better) and ``score`` =
+1/ppl, the "higher is better" PTB number of Jozefowicz et al.; ``ptb_char``: ``bpc`` = loss / ln 2,
+bits per character (headline). With B evaluation columns the first token of each column and the
+N mod B tokens at the end of the split are not predicted; ``eval_batch_size=1`` scores all but the first.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from array import array
+from pathlib import Path
+
+import torch
+
+from rnnbench.data import DATASETS, locate
+from rnnbench.errors import check_positive
+from rnnbench.tasks.base import Batch, Task
+
+EOS = "<eos>"
+SPLITS = ("train", "valid", "test")
+
+
+class Corpus:
+    """The three splits of a text corpus as flat int64 tensors of token ids, and the vocabulary."""
+
+    def __init__(self, paths: dict[str, Path]):
+        self.index: dict[str, int] = {}  # symbol -> id, grown by the training split only
+        self.splits = {split: self._read(paths[split], grow=split == "train") for split in SPLITS}
+        self.symbols = list(self.index)
+
+    def _read(self, path: Path, grow: bool) -> torch.Tensor:
+        ids, index = array("q"), self.index
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                tokens = line.split()
+                if line.endswith("\n"):
+                    tokens.append(EOS)
+                if grow:
+                    ids.extend(index.setdefault(t, len(index)) for t in tokens)
+                else:
+                    unknown = set(tokens) - index.keys()
+                    if unknown:
+                        raise ValueError(f"{path}: symbols {sorted(unknown)} are not in the training split")
+                    ids.extend(index[t] for t in tokens)
+        return torch.frombuffer(ids, dtype=torch.int64).clone()
+
+
+@functools.lru_cache(maxsize=2)
+def load_corpus(paths: tuple[tuple[str, Path], ...]) -> Corpus:
+    """Cached: sweeps train many runs in one process on the same files."""
+    return Corpus(dict(paths))
+
+
+def batchify(stream: torch.Tensor, columns: int) -> torch.Tensor:
+    """Lays the stream out in ``columns`` parallel streams, dropping the tokens that do not fill a row.
+
+    With the stream a b c d e f g h i j k l m n o p q r s t u v w x y z and 4 columns::
+
+        ┌ a g m s ┐
+        │ b h n t │
+        │ c i o u │    column j reads tokens j*N/4 .. (j+1)*N/4 - 1 of the stream (N = 24 kept);
+        │ d j p v │    y and z are dropped. Rows are time steps, columns are batch entries: (T, B).
+        │ e k q w │
+        └ f l r x ┘
+    """
+    rows = len(stream) // columns
+    return stream[: rows * columns].view(columns, rows).t().contiguous()
+
+
+def windows(data: torch.Tensor, bptt: int):
+    """Truncated-BPTT windows: inputs are rows t..t+bptt-1, targets the rows one step later.
+    With bptt = 2 on the picture above: inputs [a g m s; b h n t], targets [b h n t; c i o u]."""
+    for t in range(0, len(data) - 1, bptt):
+        n = min(bptt, len(data) - 1 - t)
+        yield Batch(data[t : t + n], data[t + 1 : t + 1 + n])
+
+
+class PTBTask(Task):
+    name = "ptb"
+    dataset = "ptb"  # the files in rnnbench.data.DATASETS
+    carries_state = True
+    headline = "ppl"
+    higher_is_better = False
+    metric_names = ("loss", "ppl", "score")
+
+    def __init__(
+        self,
+        seed: int,
+        batch_size: int = 20,
+        bptt: int = 35,
+        eval_batch_size: int = 10,
+        data_dir: str | None = None,
+    ):
+        for key, value in [("batch_size", batch_size), ("bptt", bptt), ("eval_batch_size", eval_batch_size)]:
+            check_positive(f"task.{key}", value)
+        self.seed, self.bptt = seed, bptt  # the order is fixed: the seed changes nothing here
+        files = DATASETS[self.dataset]
+        paths = tuple((split, locate(f.path, data_dir)) for split, f in zip(SPLITS, files))
+        self.corpus = corpus = load_corpus(paths)
+        self.symbols = corpus.symbols
+        self.input_size = self.output_size = len(corpus.symbols)
+        self.data = {
+            split: batchify(ids, batch_size if split == "train" else eval_batch_size)
+            for split, ids in corpus.splits.items()
+        }
+
+    def train_batches(self, epoch):
+        return windows(self.data["train"], self.bptt)
+
+    def eval_batches(self, split):
+        return windows(self.data[split], self.bptt)
+
+    def evaluate(self, model, split, device, max_batches=None):
+        loss = super().evaluate(model, split, device, max_batches)["loss"]
+        return {"loss": loss, **self.from_loss(loss)}
+
+    @staticmethod
+    def from_loss(loss: float) -> dict[str, float]:
+        ppl = math.exp(loss)
+        return {"ppl": ppl, "score": 1.0 / ppl}
+
+
+class PTBCharTask(PTBTask):
+    name = "ptb_char"
+    dataset = "ptb_char"
+    headline = "bpc"
+    metric_names = ("loss", "bpc")
+
+    @staticmethod
+    def from_loss(loss: float) -> dict[str, float]:
+        return {"bpc": loss / math.log(2)}

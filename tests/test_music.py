@@ -1,0 +1,176 @@
+"""Music tasks: the piano rolls against the data README's counts, padding and the Bernoulli loss against
+direct computations, the per-epoch order, and the allow-list unpickler."""
+
+from __future__ import annotations
+
+import pickle
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from realdata import DATA_DIR, needs_data
+from rnnbench import safe_pickle
+from rnnbench.errors import ConfigError
+from rnnbench.model import build_model
+from rnnbench.tasks.music import MusicTask, bernoulli_nll, pad
+from test_configs import compose_config
+
+# shared/data/README.md, "Measured counts": (sequences, time steps, notes, min note, max note, empty steps)
+README_COUNTS = {
+    "jsb": {
+        "train": (229, 13807, 53824, 43, 96, 18),
+        "valid": (76, 4602, 17811, 48, 96, 29),
+        "test": (77, 4725, 18367, 45, 96, 17),
+    },
+    "nottingham": {
+        "train": (694, 176561, 699403, 31, 93, 487),
+        "valid": (173, 45513, 180192, 34, 91, 51),
+        "test": (170, 44463, 177421, 36, 89, 19),
+    },
+    "musedata": {
+        "train": (524, 245202, 856543, 21, 96, 12962),
+        "valid": (135, 82755, 287893, 21, 100, 4412),
+        "test": (124, 64339, 211857, 21, 105, 5042),
+    },
+    "piano_midi": {
+        "train": (87, 75911, 231089, 21, 108, 4917),
+        "valid": (12, 8540, 27623, 24, 104, 251),
+        "test": (25, 19036, 56067, 21, 108, 652),
+    },
+}
+
+
+@needs_data
+@pytest.mark.parametrize("dataset", sorted(README_COUNTS))
+def test_piano_rolls_match_the_readme_counts(dataset):
+    task = MusicTask(seed=0, dataset=dataset, data_dir=DATA_DIR)
+    for split, expected in README_COUNTS[dataset].items():
+        rolls = task.rolls[split]
+        keys = torch.cat(rolls).nonzero()[:, 1]
+        counted = (
+            len(rolls),
+            sum(len(r) for r in rolls),
+            int(sum(r.sum() for r in rolls)),
+            int(keys.min()) + 21,
+            int(keys.max()) + 21,
+            sum(int((r.sum(1) == 0).sum()) for r in rolls),
+        )
+        assert counted == expected, split
+        assert all(r.shape[1] == 88 and r.dtype == torch.bool for r in rolls)
+
+
+@needs_data
+def test_jsb_roll_holds_exactly_the_pickled_notes():
+    task = MusicTask(seed=0, dataset="jsb", data_dir=DATA_DIR)
+    raw = safe_pickle.load(DATA_DIR / "music" / "jsb_chorales.pickle")
+    for split in ("train", "test"):
+        for sequence, roll in zip(raw[split], task.rolls[split]):
+            assert [tuple(int(n) for n in step) for step in sequence] == [
+                tuple(int(k) + 21 for k in row.nonzero()[:, 0]) for row in roll
+            ]
+
+
+def rolls_of(*lengths, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.rand(n, 88, generator=g) < 0.1 for n in lengths]
+
+
+def test_padding_layout_and_masks():
+    a, b = rolls_of(5, 3)
+    batch = pad([a, b])
+    assert batch.inputs.shape == (4, 2, 88)
+    assert torch.equal(batch.inputs[:, 0], a[:-1].float()) and torch.equal(batch.targets[:, 0], a[1:].float())
+    assert torch.equal(batch.inputs[:2, 1], b[:-1].float()) and torch.equal(
+        batch.targets[:2, 1], b[1:].float()
+    )
+    assert batch.inputs[2:, 1].abs().sum() == 0
+    assert batch.mask.tolist() == [[True, True], [True, True], [True, False], [True, False]]
+    assert torch.equal(batch.step_mask, batch.mask)
+    assert pad([a]).step_mask is None  # one sequence: nothing to freeze
+
+
+def test_bernoulli_loss_with_padding_equals_a_direct_computation():
+    batch = pad(rolls_of(4, 2, 3))
+    logits = torch.randn(batch.targets.shape, generator=torch.Generator().manual_seed(1))
+    total, count = bernoulli_nll(logits, batch)
+    direct, steps = 0.0, 0
+    for b, length in enumerate((4, 2, 3)):
+        for t in range(length - 1):
+            p, y = torch.sigmoid(logits[t, b].double()), batch.targets[t, b].double()
+            direct += float(-(y * torch.log(p) + (1 - y) * torch.log(1 - p)).sum())
+            steps += 1
+    assert count == steps == 6
+    assert float(total) == pytest.approx(direct, rel=1e-6)
+
+
+def test_padded_batch_scores_each_sequence_as_alone():
+    """Padding never counts and never leaks: the summed loss of a padded batch equals the sum of
+    the sequences' losses computed one at a time (state frozen by step_mask, targets by mask)."""
+    cfg = compose_config("task=jsb", "debug=fast", "cell=gru")
+    sizes = SimpleNamespace(input_kind="dense", input_size=88, output_size=88)
+    model = build_model(cfg, sizes).eval()
+    rolls = rolls_of(7, 3, 5)
+    with torch.no_grad():
+        batch = pad(rolls)
+        together = bernoulli_nll(model(batch.inputs, None, batch.step_mask)[0], batch)[0]
+        alone = sum(bernoulli_nll(model(pad([r]).inputs)[0], pad([r]))[0] for r in rolls)
+    assert float(together) == pytest.approx(float(alone), rel=1e-5)
+
+
+@needs_data
+def test_training_order_is_a_permutation_fixed_by_seed_and_epoch():
+    task = MusicTask(seed=3, dataset="jsb", batch_size=4, data_dir=DATA_DIR)
+    order = task.epoch_order(0)
+    assert sorted(order) == list(range(229))
+    assert np.array_equal(order, MusicTask(seed=3, dataset="jsb", data_dir=DATA_DIR).epoch_order(0))
+    assert not np.array_equal(order, task.epoch_order(1))
+    assert not np.array_equal(order, MusicTask(seed=4, dataset="jsb", data_dir=DATA_DIR).epoch_order(0))
+    batches = list(task.train_batches(0))
+    assert len(batches) == 58  # ceil(229 / 4)
+    for k, batch in enumerate(batches):
+        expected = pad([task.rolls["train"][i] for i in order[4 * k : 4 * k + 4]])
+        assert torch.equal(batch.inputs, expected.inputs) and torch.equal(batch.mask, expected.mask)
+
+
+@needs_data
+def test_input_noise_only_on_real_training_steps():
+    task = MusicTask(seed=3, dataset="jsb", batch_size=4, input_noise=0.5, data_dir=DATA_DIR)
+    clean = next(iter(MusicTask(seed=3, dataset="jsb", batch_size=4, data_dir=DATA_DIR).train_batches(0)))
+    noisy = next(iter(task.train_batches(0)))
+    diff = (noisy.inputs - clean.inputs).abs().sum(-1)
+    assert bool((diff[clean.mask] > 0).all()) and float(diff[~clean.mask].sum()) == 0
+    assert torch.equal(noisy.targets, clean.targets)
+    assert torch.equal(noisy.inputs, next(iter(task.train_batches(0))).inputs)  # reproducible
+
+
+def test_unknown_dataset_is_a_config_error():
+    with pytest.raises(ConfigError, match="task.dataset='bach'"):
+        MusicTask(seed=0, dataset="bach")
+
+
+class RunsACommand:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.path}",)
+
+
+def test_unpickler_refuses_other_globals(tmp_path):
+    evil = tmp_path / "evil.pickle"
+    evil.write_bytes(pickle.dumps({"train": [RunsACommand(tmp_path / "ran")]}, protocol=2))
+    with pytest.raises(safe_pickle.UnsafePickleError, match=r"system.*allowed: numpy"):
+        safe_pickle.load(evil)
+    assert not (tmp_path / "ran").exists()
+
+
+def test_unpickler_allows_numpy_scalars(tmp_path):
+    """numpy 2 names numpy._core.multiarray.scalar; the JSB file (numpy 1 era) names numpy.core."""
+    path = tmp_path / "notes.pickle"
+    path.write_bytes(pickle.dumps({"train": [[(np.int64(60), np.int64(64))]]}, protocol=4))
+    loaded = safe_pickle.load(path)
+    assert loaded == {"train": [[(60, 64)]]}
