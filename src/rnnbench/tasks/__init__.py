@@ -7,8 +7,18 @@ from omegaconf import DictConfig
 from rnnbench.errors import check_choice
 from rnnbench.tasks.arithmetic import ArithmeticTask
 from rnnbench.tasks.base import Batch, Task
+from rnnbench.tasks.classify import ClassifyTask
+from rnnbench.tasks.copy import CopyTask
+from rnnbench.tasks.sort import SortTask
+from rnnbench.tasks.xml import XmlTask
 
-TASKS = {"arithmetic": ArithmeticTask}
+TASKS = {
+    "arithmetic": ArithmeticTask,
+    "xml": XmlTask,
+    "copy": CopyTask,
+    "sort": SortTask,
+    "classify": ClassifyTask,
+}
 
 
 def build_task(cfg: DictConfig, seed: int) -> Task:
