@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from realdata import DATA_DIR, needs_data
 from rnnbench.model import build_model
-from rnnbench.tasks.ptb import EOS, PTBCharTask, PTBTask, batchify, windows
+from rnnbench.tasks.ptb import EOS, PTBCharTask, PTBTask, windows
+from rnnbench.tasks.stream import batchify
 from test_configs import compose_config
 
 

@@ -9,11 +9,19 @@ from omegaconf import DictConfig
 from rnnbench.errors import ConfigError, check_choice
 from rnnbench.tasks.arithmetic import ArithmeticTask
 from rnnbench.tasks.base import Batch, Task
+from rnnbench.tasks.classify import ClassifyTask
+from rnnbench.tasks.copy import CopyTask
 from rnnbench.tasks.music import MusicTask
 from rnnbench.tasks.ptb import PTBCharTask, PTBTask
+from rnnbench.tasks.sort import SortTask
+from rnnbench.tasks.xml import XmlTask
 
 TASKS = {
     "arithmetic": ArithmeticTask,
+    "xml": XmlTask,
+    "copy": CopyTask,
+    "sort": SortTask,
+    "classify": ClassifyTask,
     "ptb": PTBTask,
     "ptb_char": PTBCharTask,
     "jsb": MusicTask,  # the music tasks are one class; the config's ``dataset`` picks the file

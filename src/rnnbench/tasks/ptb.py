@@ -28,6 +28,8 @@ import torch
 from rnnbench.data import DATASETS, locate
 from rnnbench.errors import check_positive
 from rnnbench.tasks.base import Batch, Task
+from rnnbench.tasks.stream import batchify
+from rnnbench.tasks.stream import windows as stream_windows
 
 EOS = "<eos>"
 SPLITS = ("train", "valid", "test")
@@ -64,28 +66,10 @@ def load_corpus(paths: tuple[tuple[str, Path], ...]) -> Corpus:
     return Corpus(dict(paths))
 
 
-def batchify(stream: torch.Tensor, columns: int) -> torch.Tensor:
-    """Lays the stream out in ``columns`` parallel streams, dropping the tokens that do not fill a row.
-
-    With the stream a b c d e f g h i j k l m n o p q r s t u v w x y z and 4 columns::
-
-        ┌ a g m s ┐
-        │ b h n t │
-        │ c i o u │    column j reads tokens j*N/4 .. (j+1)*N/4 - 1 of the stream (N = 24 kept);
-        │ d j p v │    y and z are dropped. Rows are time steps, columns are batch entries: (T, B).
-        │ e k q w │
-        └ f l r x ┘
-    """
-    rows = len(stream) // columns
-    return stream[: rows * columns].view(columns, rows).t().contiguous()
-
-
 def windows(data: torch.Tensor, bptt: int):
-    """Truncated-BPTT windows: inputs are rows t..t+bptt-1, targets the rows one step later.
-    With bptt = 2 on the picture above: inputs [a g m s; b h n t], targets [b h n t; c i o u]."""
-    for t in range(0, len(data) - 1, bptt):
-        n = min(bptt, len(data) - 1 - t)
-        yield Batch(data[t : t + n], data[t + 1 : t + 1 + n])
+    """The training/evaluation batches: truncated-BPTT windows over the columns (``stream.windows``)."""
+    for x, y in stream_windows(data, bptt):
+        yield Batch(data[x], data[y])
 
 
 class PTBTask(Task):
@@ -95,6 +79,7 @@ class PTBTask(Task):
     headline = "ppl"
     higher_is_better = False
     metric_names = ("loss", "ppl", "score")
+    separator = " "  # sampling: words are joined with spaces, <eos> becomes a newline
 
     def __init__(
         self,
@@ -127,6 +112,14 @@ class PTBTask(Task):
         loss = super().evaluate(model, split, device, max_batches)["loss"]
         return {"loss": loss, **self.from_loss(loss)}
 
+    @property
+    def start_id(self) -> int:
+        return self.corpus.index[EOS]  # a sample starts like a sentence
+
+    def decode(self, ids) -> str:
+        text = self.separator.join(self.symbols[k] for k in ids)
+        return text.replace(f"{self.separator}{EOS}{self.separator}", "\n").replace(EOS, "\n")
+
     @staticmethod
     def from_loss(loss: float) -> dict[str, float]:
         ppl = math.exp(loss)
@@ -138,6 +131,11 @@ class PTBCharTask(PTBTask):
     dataset = "ptb_char"
     headline = "bpc"
     metric_names = ("loss", "bpc")
+    separator = ""  # sampling: characters are joined directly; "_" marks a word boundary
+
+    def decode(self, ids) -> str:
+        text = "".join(" " if self.symbols[k] == "_" else self.symbols[k] for k in ids)
+        return text.replace(EOS, "\n")
 
     @staticmethod
     def from_loss(loss: float) -> dict[str, float]:
