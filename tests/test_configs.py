@@ -39,3 +39,9 @@ def test_cell_task_composes_and_builds(cell, task):
         cfg = compose_config(f"cell={cell}", f"task={task}", "debug=fast", "model.input_projection=true")
     model = build_model(cfg, built)
     assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_every_task_reports_a_loss():
+    """The trainer's divergence check and reports read ``loss`` from every task."""
+    for name, task_class in TASKS.items():
+        assert "loss" in task_class.metric_names, name

@@ -135,16 +135,6 @@ def test_training_order_is_a_permutation_fixed_by_seed_and_epoch():
 
 
 @needs_data
-def test_input_noise_only_on_real_training_steps():
-    task = MusicTask(seed=3, dataset="jsb", batch_size=4, input_noise=0.5, data_dir=DATA_DIR)
-    clean = next(iter(MusicTask(seed=3, dataset="jsb", batch_size=4, data_dir=DATA_DIR).train_batches(0)))
-    noisy = next(iter(task.train_batches(0)))
-    diff = (noisy.inputs - clean.inputs).abs().sum(-1)
-    assert bool((diff[clean.mask] > 0).all()) and float(diff[~clean.mask].sum()) == 0
-    assert torch.equal(noisy.targets, clean.targets)
-    assert torch.equal(noisy.inputs, next(iter(task.train_batches(0))).inputs)  # reproducible
-
-
 def test_unknown_dataset_is_a_config_error():
     with pytest.raises(ConfigError, match="task.dataset='bach'"):
         MusicTask(seed=0, dataset="bach")

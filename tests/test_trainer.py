@@ -164,3 +164,36 @@ def test_deterministic_and_threads_are_recorded(tmp_path):
     torch.use_deterministic_algorithms(False)
     assert summary["runtime"] == {"deterministic": True, "amp": None, "compile": False, "threads": 1}
     torch.set_num_threads(os.cpu_count() or 1)
+
+
+PRESETS = ["zaremba_small", "zaremba_medium", "jozefowicz_arith", "jozefowicz_xml", "jozefowicz_ptb",
+           "jozefowicz_ptb_dropout", "greff_jsb", "gfrnn_char"]  # fmt: skip
+
+
+def test_every_preset_exists_and_composes():
+    from rnnbench.cli_checks import available
+
+    assert sorted(available("experiment", [])) == sorted(PRESETS)
+    small = compose_config("experiment=zaremba_small")
+    assert (small.task.name, small.cell.num_layers, small.cell.hidden_size) == ("ptb", 2, 200)
+    assert (small.trainer.schedule, small.trainer.decay_start, small.trainer.max_epochs) == ("zaremba", 4, 13)
+    greff = compose_config("experiment=greff_jsb")
+    assert (greff.task.name, greff.cell.name, greff.task.batch_size) == ("jsb", "greff_v", 1)
+    assert greff.trainer.momentum_scales_lr and greff.trainer.patience == 15
+    for name in PRESETS:
+        assert compose_config(f"experiment={name}").trainer.max_steps > 0
+
+
+@pytest.mark.skipif(not os.environ.get("RNNBENCH_DATA"), reason="RNNBENCH_DATA not set (presets use PTB/JSB)")
+def test_every_preset_runs_in_debug_mode(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "rnnbench", "-m", f"experiment={','.join(PRESETS)}", "debug=fast",
+         "trainer.eval_batches=1"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    summaries = [
+        json.loads(p.read_text()) for p in (tmp_path / "results" / "runs").glob("*/*/*/summary.json")
+    ]
+    assert len(summaries) == len(PRESETS)
+    assert all(s["status"] == "completed" and s["steps"] == 12 for s in summaries)

@@ -142,7 +142,7 @@ def test_metrics_equal_a_direct_computation_over_whole_columns():
     text = "".join(ALPHABET[k] for k in ids.t().flatten())  # the columns are consecutive pieces
     closing = torch.tensor([in_closing_tag(text, p) for p in range(len(text))]).view(3, -1).t()[1:]
     assert closing.any()
-    assert metrics["nll"] == pytest.approx(float(nll), rel=1e-5)
+    assert metrics["loss"] == pytest.approx(float(nll), rel=1e-5)
     assert metrics["acc"] == pytest.approx(float(hit.float().mean()))
     assert metrics["close_acc"] == pytest.approx(float(hit[closing].float().mean()))
 

@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from rnnbench.errors import ConfigError, check_choice, check_positive
 
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = ("sgd", "adam", "rmsprop")
 
 
 def base_learning_rate(cfg: DictConfig) -> float:
@@ -30,6 +30,8 @@ def build_optimizer(cfg: DictConfig, params) -> torch.optim.Optimizer:
     lr = base_learning_rate(cfg)
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "rmsprop":  # Chung et al. 2015 (GF-RNN)
+        return torch.optim.RMSprop(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if cfg.nesterov and cfg.momentum == 0:
         raise ConfigError("trainer.nesterov=true needs trainer.momentum > 0")
     return torch.optim.SGD(

@@ -58,7 +58,7 @@ def load_run(run_dir: str | Path):
                 f"run_dir={str(run_dir)!r} is not valid; it has no {path.name} (a finished run has)"
             )
     cfg = OmegaConf.load(config)
-    task = build_task(cfg.task, cfg.seed)
+    task = build_task(cfg.task, cfg.seed, cfg.get("data_dir"))
     if task.input_kind != "tokens" or task.input_size != task.output_size or not hasattr(task, "decode"):
         raise ConfigError(f"task={task.name!r} is not a token language model; sampling needs one (e.g. xml)")
     model = build_model(cfg, task)

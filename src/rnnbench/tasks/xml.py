@@ -23,7 +23,7 @@ epoch draws a fresh stream from the run's seed and the epoch; valid and test str
 
 Metrics: ``acc``, per-character accuracy of the argmax prediction over all characters (the
 headline); ``close_acc``, the same over the characters of closing tags after ``</`` (the name and
-``>``, which only memory of the open tags can predict); ``nll``, cross-entropy per character (nats).
+``>``, which only memory of the open tags can predict); ``loss``, cross-entropy (NLL) per character in nats.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class XmlTask(Task):
     carries_state = True
     headline = "acc"
     higher_is_better = True
-    metric_names = ("acc", "close_acc", "nll")
+    metric_names = ("acc", "close_acc", "loss")  # loss: NLL per character in nats
     separator = ""  # sampling joins characters with nothing between them
     start_id = ALPHABET.index("\n")  # a sample starts where a line (and maybe a document) begins
 
@@ -174,7 +174,7 @@ class XmlTask(Task):
         return {
             "acc": correct / count,
             "close_acc": close_correct / max(close_count, 1),
-            "nll": total / count,
+            "loss": total / count,
         }
 
     def decode(self, ids) -> str:
