@@ -82,7 +82,7 @@ def test_debug_fast_writes_the_run_files(tmp_path):
         ("task=nope", "task='nope'"),
         ("cell.hidden_size=0", "cell.hidden_size=0"),
         ("trainer.lr=-0.1", "trainer.lr=-0.1"),
-        ("trainer.optimizer=rmsprop", "trainer.optimizer='rmsprop'"),
+        ("trainer.optimizer=lbfgs", "trainer.optimizer='lbfgs'"),
         ("device=tpu", "device='tpu'"),
     ],
 )
