@@ -152,4 +152,4 @@ def test_debug_fast_run(tmp_path):
     assert result.returncode == 0, result.stderr
     summary = json.loads((run_dir(tmp_path) / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["headline"] == "valid/acc"
-    assert set(summary["test"]) == {"test/acc", "test/close_acc", "test/nll"}
+    assert set(summary["test"]) == {"test/acc", "test/close_acc", "test/loss"}
