@@ -293,7 +293,8 @@ def test_model_options_learned_state_and_bidirectional():
     from rnnbench.tasks import build_task
     from test_configs import compose_config
 
-    overrides = ("debug=fast", "model.bidirectional=true", "model.initial_state=learned", "cell.num_layers=2")
+    overrides = ("debug=fast", "task=classify", "model.bidirectional=true", "model.initial_state=learned",
+                 "cell.num_layers=2")  # fmt: skip
     cfg = compose_config(*overrides)
     task = build_task(cfg.task, cfg.seed)
     model = build_model(cfg, task)
@@ -305,7 +306,16 @@ def test_model_options_learned_state_and_bidirectional():
     assert len(learned) == 2 * 2 * 2 and all((p == 0).all() for p in learned)  # layers x dirs x (h, c)
     batch = next(iter(task.train_batches(0)))
     logits, _ = model(batch.inputs, None, batch.step_mask)
-    assert logits.shape == (*batch.inputs.shape[:2], task.output_size)
+    assert logits.shape == (1, batch.inputs.shape[1], task.output_size)  # many-to-one
+    expected = model.head(
+        model.stack.last_output(
+            model.stack(model.encoder(batch.inputs), None, batch.step_mask)[0], batch.step_mask
+        )
+    )
+    torch.testing.assert_close(logits[0], expected)
+    with pytest.raises(ConfigError, match="next step"):
+        arithmetic = compose_config("debug=fast", "model.bidirectional=true")
+        build_model(arithmetic, build_task(arithmetic.task, 0))
 
     plain = build_model(compose_config("debug=fast"), task)
     assert plain.stack.output_size == hidden

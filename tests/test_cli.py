@@ -84,6 +84,9 @@ def test_debug_fast_writes_the_run_files(tmp_path):
         ("trainer.lr=-0.1", "trainer.lr=-0.1"),
         ("trainer.optimizer=lbfgs", "trainer.optimizer='lbfgs'"),
         ("device=tpu", "device='tpu'"),
+        ("seed=abc", "seed='abc'"),
+        ("trainer.lr=abc", "trainer.lr='abc'"),
+        ("task.batch_size=2.5", "task.batch_size=2.5"),
     ],
 )
 def test_bad_input_is_one_line(tmp_path, override, named):

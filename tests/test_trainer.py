@@ -43,9 +43,11 @@ def assert_same_run(a, b):
 
 def test_resume_after_step_limit_is_identical(tmp_path):
     # dropout on: the torch RNG must be restored too; 30 steps cross an epoch boundary (25 batches)
+    # the first limit (13) falls between evaluations: its extra evaluation must not change the rest
     base = [*SMALL, "trainer.eval_every=5", "task.batches_per_epoch=25"]
     train(compose_config(*base, "trainer.max_steps=30"), tmp_path / "whole")
-    train(compose_config(*base, "trainer.max_steps=15"), tmp_path / "parts")
+    first = train(compose_config(*base, "trainer.max_steps=13"), tmp_path / "parts")
+    assert first["steps"] == 13 and first["stop_reason"] == "max_steps"
     summary = train(compose_config(*base, "trainer.max_steps=30"), tmp_path / "parts")
     assert summary["status"] == "completed" and summary["steps"] == 30
     assert_same_run(tmp_path / "whole", tmp_path / "parts")
@@ -90,6 +92,22 @@ def test_resume_refuses_a_different_config(tmp_path):
 
     with pytest.raises(ConfigError, match="different config"):
         train(compose_config(*SMALL, "trainer.max_steps=3", "trainer.eval_every=3", "seed=9"), tmp_path)
+
+
+def test_raising_the_step_limit_on_the_command_line_extends_the_run(tmp_path):
+    base = ["debug=fast", "trainer.eval_every=4", "trainer.progress=false"]
+    cmd = [sys.executable, "-m", "rnnbench", *base]
+    assert subprocess.run([*cmd, "trainer.max_steps=4"], cwd=tmp_path, capture_output=True).returncode == 0
+    assert subprocess.run([*cmd, "trainer.max_steps=8"], cwd=tmp_path, capture_output=True).returncode == 0
+    (summary,) = (tmp_path / "results" / "runs").glob("*/*/*/summary.json")
+    assert json.loads(summary.read_text())["steps"] == 8
+    assert [r["step"] for r in metrics(summary.parent) if r["split"] == "valid"] == [4, 8]
+
+
+def test_perplexity_of_an_exploded_loss_is_infinite_not_an_error():
+    from rnnbench.tasks.ptb import PTBTask
+
+    assert PTBTask.from_loss(1000.0)["ppl"] == float("inf")
 
 
 def test_huge_learning_rate_diverges_with_exit_code_zero(tmp_path):

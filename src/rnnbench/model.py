@@ -24,9 +24,10 @@ from rnnbench.sequence import Bidirectional, Recurrent, Stack
 
 class SequenceModel(nn.Module):
     def __init__(self, encoder: nn.Module, stack: Stack, output_size: int, dropout: float,
-                 input_noise_std: float = 0.0):  # fmt: skip
+                 input_noise_std: float = 0.0, many_to_one: bool = False):  # fmt: skip
         super().__init__()
         self.encoder = encoder
+        self.many_to_one = many_to_one
         self.input_noise_std = input_noise_std
         self.stack = stack
         self.dropout = nn.Dropout(dropout)
@@ -37,12 +38,14 @@ class SequenceModel(nn.Module):
         return next(m for m in self.stack.modules() if isinstance(m, Cell)).hidden_size
 
     def forward(self, inputs, state=None, mask=None):
-        """Returns logits (T, B, O) and the final state of every layer."""
+        """Returns logits (T, B, O), or (1, B, O) for a many-to-one model, and every layer's final state."""
         x = self.encoder(inputs)
         if self.training and self.input_noise_std > 0:
             x = x + torch.randn_like(x) * self.input_noise_std
         x = self.dropout(x)
         h, state = self.stack(x, state, mask)
+        if self.many_to_one:  # the last real step (both directions' ends when bidirectional)
+            h = self.stack.last_output(h, mask).unsqueeze(0)
         return self.head(self.dropout(h)), state
 
 
@@ -51,13 +54,15 @@ def build_model(cfg: DictConfig, task) -> SequenceModel:
 
     The hidden size is ``cell.hidden_size``, or the one solved from ``model.param_budget`` when set."""
     cell_cfg, model_cfg = cfg.cell, cfg.model
-    check_positive("cell.num_layers", cell_cfg.num_layers)
+    check_positive("cell.num_layers", cell_cfg.num_layers, integer=True)
+    check_positive("model.init_scale", model_cfg.init_scale)
+    check_positive("model.init_std", model_cfg.init_std)
     if not 0 <= model_cfg.dropout < 1:
         raise ConfigError(f"model.dropout={model_cfg.dropout} is not valid; it must be in [0, 1)")
     budget = configured_budget(model_cfg)
     if budget is None:
         hidden = cell_cfg.hidden_size
-        check_positive("cell.hidden_size", hidden)
+        check_positive("cell.hidden_size", hidden, integer=True)
     else:
         what = f"cell {cell_cfg.name} with {cell_cfg.num_layers} layer(s) on task {task.name}"
         hidden = solve_hidden_size(lambda h: count_at(cfg, task, h), budget, what)
@@ -70,17 +75,24 @@ def assemble(cfg: DictConfig, task, hidden: int) -> SequenceModel:
     """The uninitialised model with ``hidden`` units per layer."""
     model_cfg = cfg.model
     if task.input_kind == "tokens":
-        width = model_cfg.embed_size or hidden
+        width = embed_width(model_cfg, hidden)
         encoder: nn.Module = nn.Embedding(task.input_size, width)
     elif model_cfg.input_projection:
-        width = model_cfg.embed_size or hidden
+        width = embed_width(model_cfg, hidden)
         encoder = nn.Linear(task.input_size, width)
     else:
         width, encoder = task.input_size, nn.Identity()
     stack = Stack(build_layers(cfg, task, width, hidden), model_cfg.dropout)
     noise = model_cfg.get("input_noise_std", 0.0)
     check_positive("model.input_noise_std", noise, allow_zero=True)
-    return SequenceModel(encoder, stack, task.output_size, model_cfg.dropout, noise)
+    return SequenceModel(encoder, stack, task.output_size, model_cfg.dropout, noise, task.many_to_one)
+
+
+def embed_width(model_cfg: DictConfig, hidden: int) -> int:
+    if model_cfg.embed_size is None:
+        return hidden
+    check_positive("model.embed_size", model_cfg.embed_size, integer=True)
+    return model_cfg.embed_size
 
 
 def count_at(cfg: DictConfig, task, hidden: int) -> int:
@@ -93,9 +105,10 @@ def build_layers(cfg: DictConfig, task, width: int, hidden: int) -> list[nn.Modu
     """``cell.num_layers`` recurrent layers; ``model.bidirectional``: each one a forward-backward pair."""
     model_cfg = cfg.model
     bidirectional = model_cfg.get("bidirectional", False)
-    if bidirectional and task.carries_state:
+    if bidirectional and not task.many_to_one:  # a backward pass would read the targets of next-step tasks
         raise ConfigError(
-            f"model.bidirectional=true does not fit task {task.name}, which carries the state across batches"
+            f"model.bidirectional=true does not fit task {task.name}: it predicts the next step, which the "
+            "backward direction would already have read; use it with many-to-one tasks (classify)"
         )
 
     def layer(input_width: int, **options) -> Recurrent:

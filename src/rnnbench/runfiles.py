@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import subprocess
@@ -38,30 +39,41 @@ class RunFiles:
 
     def append_metrics(self, record: dict) -> None:
         with self.metrics.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(to_json(record) + "\n")
 
     def keep_metrics_until(self, step: int) -> None:
         """Drops lines written after a checkpoint at ``step``: the resumed run writes them again."""
         if not self.metrics.exists():
             return
-        lines = self.metrics.read_text().splitlines()
-        kept = [
-            x
-            for x in lines
-            if x.strip() and json.loads(x)["step"] <= step and json.loads(x)["split"] != "test"
-        ]
-        atomic_write(self.metrics, "".join(x + "\n" for x in kept))
+        records = [json.loads(x) for x in self.metrics.read_text().splitlines() if x.strip()]
+        kept = [r for r in records if r["step"] <= step and r["split"] != "test" and not r.get("at_limit")]
+        atomic_write(self.metrics, "".join(to_json(r) + "\n" for r in kept))
 
     def read_summary(self) -> dict | None:
         return json.loads(self.summary.read_text()) if self.summary.exists() else None
 
     def write_summary(self, summary: dict) -> None:
-        atomic_write(self.summary, json.dumps(summary, indent=2) + "\n")
+        atomic_write(self.summary, to_json(summary, indent=2) + "\n")
 
     def save_model(self, state_dict: dict, cfg: DictConfig) -> None:
         tmp = self.model.with_suffix(".tmp")
         torch.save({"model": state_dict, "config": OmegaConf.to_container(cfg, resolve=True)}, tmp)
         os.replace(tmp, self.model)
+
+
+def finite(value):
+    """Strict JSON has no NaN or infinity: a diverged run's non-finite numbers are written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
+def to_json(value, indent=None) -> str:
+    return json.dumps(finite(value), indent=indent, allow_nan=False)
 
 
 def atomic_write(path: Path, text: str) -> None:

@@ -98,9 +98,17 @@ class Trainer:
     def __init__(self, cfg: DictConfig, run_dir: str | Path):
         tc = self.tc = cfg.trainer
         self.cfg = cfg
-        check_positive("trainer.max_steps", tc.max_steps)
+        if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
+            raise ConfigError(f"seed={cfg.seed!r} is not valid; it must be an integer")
+        check_positive("trainer.max_steps", tc.max_steps, integer=True)
+        for key in ("max_epochs", "patience"):
+            if tc[key] is not None:
+                check_positive(f"trainer.{key}", tc[key], integer=True)
+        if tc.max_minutes is not None:
+            check_positive("trainer.max_minutes", tc.max_minutes, allow_zero=True)
+        check_choice("trainer.loss_over_time", tc.loss_over_time, ("mean", "sum"))
         if tc.eval_every is not None:
-            check_positive("trainer.eval_every", tc.eval_every)
+            check_positive("trainer.eval_every", tc.eval_every, integer=True)
         check_choice("trainer.resume", tc.resume, ("auto", "never"))
         check_choice("trainer.amp", tc.amp, (None, "bf16", "fp16"))
         self.device = resolve_device(cfg.device)
@@ -130,7 +138,7 @@ class Trainer:
         self.step = self.epoch = self.batch_in_epoch = 0
         self.carried = None  # hidden state carried between training batches (truncated BPTT)
         self.best, self.best_step, self.best_weights, self.last = None, 0, None, {}
-        self.min_valid_loss = math.inf  # lowest of the first training loss and every valid loss
+        self.initial_loss = math.inf  # the untrained model's loss: the yardstick for exploding losses
         self.status, self.stop_reason = "running", None
         self.elapsed = 0.0  # seconds of earlier sessions of this run
         self._reset_window()
@@ -153,7 +161,7 @@ class Trainer:
                 "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                 "carried": self.carried, "best": self.best, "best_step": self.best_step,
                 "best_weights": self.best_weights, "last": self.last,
-                "min_valid_loss": self.min_valid_loss, "status": self.status,
+                "initial_loss": self.initial_loss, "status": self.status,
                 "stop_reason": self.stop_reason, "elapsed": self.elapsed + self.clock(),
                 "window": (self.window_loss.cpu(), self.window_count, self.window_tokens,
                            self.window_seconds),
@@ -183,7 +191,7 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch = p["step"], p["epoch"], p["batch_in_epoch"]
         self.carried = None if p["carried"] is None else _to(p["carried"], self.device)
         self.best, self.best_step, self.best_weights = p["best"], p["best_step"], p["best_weights"]
-        self.last, self.min_valid_loss, self.elapsed = p["last"], p["min_valid_loss"], p["elapsed"]
+        self.last, self.initial_loss, self.elapsed = p["last"], p["initial_loss"], p["elapsed"]
         self.status, self.stop_reason = p["status"], p["stop_reason"]
         loss, self.window_count, self.window_tokens, self.window_seconds = p["window"]
         self.window_loss = loss.to(self.device)
@@ -204,8 +212,8 @@ class Trainer:
         if resumed:
             self.files.keep_metrics_until(self.step)  # lines written after the checkpoint are redone
         else:
-            self.files.write_config(self.cfg)
             self.files.start_metrics()
+        self.files.write_config(self.cfg)  # a resumed run may have raised a limit
         if self.status == "running":
             with StopSignal() as stop:
                 self.loop(stop)
@@ -259,7 +267,7 @@ class Trainer:
                     self.evaluate(bar)
         bar.close()
         if self.status == "completed" and self.last.get("step") != self.step and self.step > 0:
-            self.evaluate(bar)  # a run always ends on an evaluation of its last weights
+            self.evaluate(bar, at_limit=True)  # a run always ends on an evaluation of its last weights
 
     def train_step(self, batch):
         tc, task = self.tc, self.task
@@ -271,8 +279,10 @@ class Trainer:
             loss_sum, count = task.loss(logits.float(), batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss = loss_sum / count
-        if self.step == 0:  # the untrained model's loss: the yardstick for exploding losses
-            self.min_valid_loss = min(self.min_valid_loss, float(loss.detach()))
+        if tc.loss_over_time == "sum":  # Zaremba et al.: summed over the window's steps, mean over the batch
+            loss = loss * batch.inputs.shape[0]
+        if self.step == 0:
+            self.initial_loss = float(loss.detach())
         if self.scaler:
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
@@ -298,7 +308,11 @@ class Trainer:
         return torch.autocast("cuda", dtype=torch.bfloat16 if self.tc.amp == "bf16" else torch.float16)
 
     @torch.no_grad()
-    def evaluate(self, bar):
+    def evaluate(self, bar, at_limit: bool = False):
+        """``at_limit``: the extra evaluation where a limit ended the run between two scheduled ones. It
+        may pick the best weights, but it neither feeds the schedule nor restarts the training-loss
+        window, and its line (marked ``at_limit``) is dropped if the run is extended, so that an
+        extended run logs what an uninterrupted one does."""
         train_loss = float(self.window_loss) / max(self.window_count, 1)  # sync point, once per evaluation
         record = {"step": self.step, "epoch": self.epoch, "split": "valid"}
         if not math.isfinite(train_loss):
@@ -311,25 +325,29 @@ class Trainer:
             record |= valid
             loss = valid.get("valid/loss", 0.0)
             factor = self.tc.divergence_factor
-            if not math.isfinite(loss) or (factor is not None and loss > factor * self.min_valid_loss):
+            if not math.isfinite(loss) or (factor is not None and loss > factor * self.initial_loss):
                 self.status, self.stop_reason = "diverged", "validation loss exploded"
-            self.min_valid_loss = min(self.min_valid_loss, loss)
         seconds = self.window_seconds
         record |= {
             "train/loss": train_loss, "lr": self.optimizer.param_groups[0]["lr"],
             "tokens_per_s": self.window_tokens / seconds if seconds > 0 else None,
             "wall_s": self.elapsed + self.clock(),
         }  # fmt: skip
+        if at_limit:
+            record["at_limit"] = True
         self.files.append_metrics(record)
         self.last = record
-        self._reset_window()
+        if not at_limit:
+            self._reset_window()
         if self.status == "running":
             value = record[self.headline]
             bar.set_postfix({"loss": f"{train_loss:.3f}", self.headline: f"{value:.4f}"})
             if self.best is None or self.better(value, self.best[self.headline]):
                 self.best, self.best_step = valid, self.step
                 self.best_weights = copy.deepcopy(self.model.state_dict())
-            if self.schedule.observe(value):
+            if at_limit:
+                pass
+            elif self.schedule.observe(value):
                 self.status, self.stop_reason = "completed", "lr schedule ended"
             elif self.tc.patience is not None and self.schedule.since_best >= self.tc.patience:
                 self.status, self.stop_reason = "completed", f"no improvement in {self.tc.patience} evals"
@@ -389,4 +407,10 @@ def _to(state, device):
 
 
 def train(cfg: DictConfig, run_dir: str | Path) -> dict:
-    return Trainer(cfg, run_dir).run()
+    # threads and deterministic mode are process-wide: give the next run of a sweep what we found
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    try:
+        return Trainer(cfg, run_dir).run()
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)

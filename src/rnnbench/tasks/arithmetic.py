@@ -58,8 +58,8 @@ class ArithmeticTask(PromptAnswerTask):
         eval_size: int = 1000,
         eval_seed: int = 1234,
     ):
-        check_positive("task.min_digits", min_digits)
-        check_positive("task.max_distractors", max_distractors, allow_zero=True)
+        check_positive("task.min_digits", min_digits, integer=True)
+        check_positive("task.max_distractors", max_distractors, allow_zero=True, integer=True)
         if max_digits < min_digits:
             raise ConfigError(f"task.max_digits={max_digits} is below task.min_digits={min_digits}")
         if set(distractors) & set("0123456789+-=" + PAD + END) or not distractors:

@@ -43,6 +43,7 @@ class Task:
     input_size: int  # vocabulary size for tokens, vector width for dense
     output_size: int
     carries_state = False  # True: the final state of one training batch starts the next
+    many_to_one = False  # True: one prediction per sequence, from its last real step (targets (1, B))
     headline = "loss"  # the metric that selects the best evaluation
     higher_is_better = False
     metric_names: tuple[str, ...] = ("loss",)

@@ -8,8 +8,9 @@ Sequences of ``min_length``..``max_length`` symbols (uniform length) drawn unifo
 * ``parity``: whether the letter ``a`` occurs an odd number of times (2 classes: 0 even, 1 odd).
 
 Batches are padded at the end: ``step_mask`` marks the real steps (the model's states freeze on
-padding) and ``mask`` only the last real step of each sequence, where the label is the target; the
-loss and the metrics count nothing else. Metrics: ``acc`` (the headline) and ``loss``
+padding). The task is many-to-one: the model predicts once per sequence, from its output at the last
+real step (with ``model.bidirectional``, the backward half's output at step 0), so the targets are the
+labels, (1, B). Metrics: ``acc`` (the headline) and ``loss``
 (cross-entropy per sequence). Training sequences come from the run's seed and the epoch; valid and
 test sets from ``eval_seed``.
 """
@@ -42,6 +43,7 @@ class ClassifyTask(Task):
     headline = "acc"
     higher_is_better = True
     metric_names = ("acc", "loss")
+    many_to_one = True
 
     def __init__(
         self,
@@ -64,7 +66,7 @@ class ClassifyTask(Task):
             ("batches_per_epoch", batches_per_epoch),
             ("eval_size", eval_size),
         ]:
-            check_positive(f"task.{key}", value)
+            check_positive(f"task.{key}", value, integer=True)
         if max_length < min_length:
             raise ConfigError(f"task.max_length={max_length} is below task.min_length={min_length}")
         self.rule, self.lengths = rule, (min_length, max_length)
@@ -91,18 +93,15 @@ class ClassifyTask(Task):
         return [self.make_example(rng) for _ in range(n)]
 
     def encode(self, examples) -> Batch:
-        """Symbols padded at the end; the label is the target at the last real step only."""
+        """Symbols padded at the end, and the labels as targets (1, B)."""
         T = max(len(s) for s, _ in examples)
         inputs = torch.zeros(T, len(examples), dtype=torch.long)
-        targets = torch.zeros(T, len(examples), dtype=torch.long)
-        mask = torch.zeros(T, len(examples), dtype=torch.bool)
         step_mask = torch.zeros(T, len(examples), dtype=torch.bool)
-        for b, (sequence, label) in enumerate(examples):
+        for b, (sequence, _) in enumerate(examples):
             inputs[: len(sequence), b] = torch.tensor([self.alphabet.index(c) for c in sequence])
-            targets[len(sequence) - 1, b] = label
-            mask[len(sequence) - 1, b] = True
             step_mask[: len(sequence), b] = True
-        return Batch(inputs, targets, mask, step_mask)
+        targets = torch.tensor([[label for _, label in examples]])
+        return Batch(inputs, targets, None, step_mask)
 
     def train_batches(self, epoch):
         rng = np.random.default_rng([self.seed, SPLIT_STREAM["train"], epoch])
@@ -123,5 +122,5 @@ class ClassifyTask(Task):
             logits, _ = model(batch.inputs, None, batch.step_mask)
             s, n = self.loss(logits, batch)
             total, count = total + float(s), count + n
-            correct += float(((logits.argmax(-1) == batch.targets) & batch.mask).sum())
+            correct += float((logits.argmax(-1) == batch.targets).sum())
         return {"acc": correct / count, "loss": total / count}

@@ -37,7 +37,7 @@ class CopyTask(PromptAnswerTask):
         eval_size: int = 1000,
         eval_seed: int = 1234,
     ):
-        check_positive("task.length", length)
+        check_positive("task.length", length, integer=True)
         if not 2 <= num_symbols <= 26:
             raise ConfigError(f"task.num_symbols={num_symbols!r} is not valid; it must be in 2..26")
         self.length = length

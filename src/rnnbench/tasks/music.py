@@ -86,8 +86,8 @@ class MusicTask(Task):
         check_choice(
             "task.dataset", dataset, [k for k, f in DATASETS.items() if f[0].path.startswith("music/")]
         )
-        check_positive("task.batch_size", batch_size)
-        check_positive("task.eval_batch_size", eval_batch_size)
+        check_positive("task.batch_size", batch_size, integer=True)
+        check_positive("task.eval_batch_size", eval_batch_size, integer=True)
         self.name, self.seed = dataset, seed
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.rolls = load_rolls(locate(DATASETS[dataset][0].path, data_dir))

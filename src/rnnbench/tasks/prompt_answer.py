@@ -44,7 +44,7 @@ class PromptAnswerTask(Task):
             ("batches_per_epoch", batches_per_epoch),
             ("eval_size", eval_size),
         ]:
-            check_positive(f"task.{key}", value)
+            check_positive(f"task.{key}", value, integer=True)
         self.seed, self.eval_seed = seed, eval_seed
         self.batch_size, self.batches_per_epoch, self.eval_size = batch_size, batches_per_epoch, eval_size
         self.index = {c: k for k, c in enumerate(self.alphabet)}

@@ -90,7 +90,7 @@ class PTBTask(Task):
         data_dir: str | None = None,
     ):
         for key, value in [("batch_size", batch_size), ("bptt", bptt), ("eval_batch_size", eval_batch_size)]:
-            check_positive(f"task.{key}", value)
+            check_positive(f"task.{key}", value, integer=True)
         self.seed, self.bptt = seed, bptt  # the order is fixed: the seed changes nothing here
         files = DATASETS[self.dataset]
         paths = tuple((split, locate(f.path, data_dir)) for split, f in zip(SPLITS, files))
@@ -122,7 +122,7 @@ class PTBTask(Task):
 
     @staticmethod
     def from_loss(loss: float) -> dict[str, float]:
-        ppl = math.exp(loss)
+        ppl = math.exp(loss) if loss < 709 else math.inf  # exp overflows a float above ~709.8
         return {"ppl": ppl, "score": 1.0 / ppl}
 
 

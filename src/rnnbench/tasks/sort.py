@@ -32,8 +32,8 @@ class SortTask(PromptAnswerTask):
         eval_size: int = 1000,
         eval_seed: int = 1234,
     ):
-        check_positive("task.num_values", num_values)
-        check_positive("task.min_length", min_length)
+        check_positive("task.num_values", num_values, integer=True)
+        check_positive("task.min_length", min_length, integer=True)
         if max_length < min_length:
             raise ConfigError(f"task.max_length={max_length} is below task.min_length={min_length}")
         self.num_values, self.lengths = num_values, (min_length, max_length)

@@ -108,8 +108,8 @@ class XmlTask(Task):
             ("bptt", bptt),
             ("batches_per_epoch", batches_per_epoch),
         ]:
-            check_positive(f"task.{key}", value)
-        check_positive("task.indent", indent, allow_zero=True)
+            check_positive(f"task.{key}", value, integer=True)
+        check_positive("task.indent", indent, allow_zero=True, integer=True)
         if max_tag_length < min_tag_length:
             raise ConfigError(
                 f"task.max_tag_length={max_tag_length} is below task.min_tag_length={min_tag_length}"
