@@ -122,6 +122,7 @@ class FakeDenseTask:
     """Only what the model needs from a dense-input task such as polyphonic music (88 keys)."""
 
     name, input_kind, input_size, output_size = "fake_music", "dense", 88, 88
+    carries_state = many_to_one = False
 
 
 @pytest.mark.parametrize("cell", ["mut1", "mut2"])

@@ -109,7 +109,9 @@ def test_padded_batch_scores_each_sequence_as_alone():
     """Padding never counts and never leaks: the summed loss of a padded batch equals the sum of
     the sequences' losses computed one at a time (state frozen by step_mask, targets by mask)."""
     cfg = compose_config("task=jsb", "debug=fast", "cell=gru")
-    sizes = SimpleNamespace(input_kind="dense", input_size=88, output_size=88)
+    sizes = SimpleNamespace(
+        input_kind="dense", input_size=88, output_size=88, many_to_one=False, carries_state=False
+    )
     model = build_model(cfg, sizes).eval()
     rolls = rolls_of(7, 3, 5)
     with torch.no_grad():
