@@ -24,8 +24,9 @@ import numpy as np
 import torch
 
 from rnnbench.errors import ConfigError, check_choice, check_positive
-from rnnbench.tasks.base import Batch, Task
-from rnnbench.tasks.prompt_answer import PAD, SPLIT_STREAM, chunks
+from rnnbench.tasks.base import Batch
+from rnnbench.tasks.generated import GeneratedTask, chunks
+from rnnbench.tasks.prompt_answer import PAD
 
 RULES = ("majority", "parity")
 
@@ -38,7 +39,7 @@ def label_of(sequence: str, rule: str, symbols: str) -> int | None:
     return None if rest and rest[0][1] == n else symbols.index(top)
 
 
-class ClassifyTask(Task):
+class ClassifyTask(GeneratedTask):
     name = "classify"
     headline = "acc"
     higher_is_better = True
@@ -60,13 +61,7 @@ class ClassifyTask(Task):
         check_choice("task.rule", rule, RULES)
         if not 2 <= num_symbols <= 26:
             raise ConfigError(f"task.num_symbols={num_symbols!r} is not valid; it must be in 2..26")
-        for key, value in [
-            ("min_length", min_length),
-            ("batch_size", batch_size),
-            ("batches_per_epoch", batches_per_epoch),
-            ("eval_size", eval_size),
-        ]:
-            check_positive(f"task.{key}", value, integer=True)
+        check_positive("task.min_length", min_length, integer=True)
         if max_length < min_length:
             raise ConfigError(f"task.max_length={max_length} is below task.min_length={min_length}")
         self.rule, self.lengths = rule, (min_length, max_length)
@@ -74,12 +69,7 @@ class ClassifyTask(Task):
         self.alphabet = PAD + self.symbols
         self.input_size = len(self.alphabet)
         self.output_size = num_symbols if rule == "majority" else 2
-        self.seed, self.batch_size, self.batches_per_epoch = seed, batch_size, batches_per_epoch
-        self.eval_chunk = 4 * batch_size  # no gradients at evaluation: larger batches fit
-        self._eval_sets = {
-            s: self._examples(np.random.default_rng([eval_seed, SPLIT_STREAM[s], 0]), eval_size)
-            for s in ("valid", "test")
-        }
+        super().__init__(seed, batch_size, batches_per_epoch, eval_size, eval_seed)
 
     def make_example(self, rng: np.random.Generator) -> tuple[str, int]:
         while True:
@@ -88,9 +78,6 @@ class ClassifyTask(Task):
             label = label_of(sequence, self.rule, self.symbols)
             if label is not None:
                 return sequence, label
-
-    def _examples(self, rng, n):
-        return [self.make_example(rng) for _ in range(n)]
 
     def encode(self, examples) -> Batch:
         """Symbols padded at the end, and the labels as targets (1, B)."""
@@ -103,22 +90,11 @@ class ClassifyTask(Task):
         targets = torch.tensor([[label for _, label in examples]])
         return Batch(inputs, targets, None, step_mask)
 
-    def train_batches(self, epoch):
-        rng = np.random.default_rng([self.seed, SPLIT_STREAM["train"], epoch])
-        for _ in range(self.batches_per_epoch):
-            yield self.encode(self._examples(rng, self.batch_size))
-
-    def eval_batches(self, split):
-        for chunk in chunks(self._eval_sets[split], self.eval_chunk):
-            yield self.encode(chunk)
-
     @torch.no_grad()
     def evaluate(self, model, split, device, max_batches=None):
         total = count = correct = 0.0
-        for k, batch in enumerate(self.eval_batches(split)):
-            if max_batches is not None and k >= max_batches:
-                break
-            batch = batch.to(device)
+        for chunk in chunks(self.eval_examples(split, max_batches), self.eval_chunk):
+            batch = self.encode(chunk).to(device)
             logits, _ = model(batch.inputs, None, batch.step_mask)
             s, n = self.loss(logits, batch)
             total, count = total + float(s), count + n

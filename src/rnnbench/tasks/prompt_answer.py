@@ -10,26 +10,25 @@ symbols count (teacher forcing in training)::
 
 Metrics: ``acc``, per-symbol accuracy on the answer under teacher forcing; ``exact``, the fraction of
 whole answers right under greedy free-running decoding after the prompt; ``loss``, cross-entropy per
-answer symbol. Training examples come from the run's seed and the epoch; valid and test sets from
-``eval_seed`` (separate streams), so every run of a given task config is scored on the same examples.
+answer symbol. Examples are generated as ``rnnbench.tasks.generated`` describes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 
-from rnnbench.errors import check_positive
-from rnnbench.tasks.base import Batch, Task
+from rnnbench.tasks.base import Batch
+from rnnbench.tasks.generated import GeneratedTask, chunks
+
+__all__ = ["PAD", "PromptAnswerTask", "greedy_decode"]
 
 PAD = "_"
-SPLIT_STREAM = {"train": 0, "valid": 1, "test": 2}
 Example = tuple[Sequence[str], Sequence[str]]
 
 
-class PromptAnswerTask(Task):
+class PromptAnswerTask(GeneratedTask):
     """Subclasses set ``alphabet`` (a sequence of symbols, ``PAD`` first) and ``make_example``, then
     call ``super().__init__`` last, which draws the valid and test sets."""
 
@@ -39,27 +38,9 @@ class PromptAnswerTask(Task):
     alphabet: Sequence[str]
 
     def __init__(self, seed: int, batch_size: int, batches_per_epoch: int, eval_size: int, eval_seed: int):
-        for key, value in [
-            ("batch_size", batch_size),
-            ("batches_per_epoch", batches_per_epoch),
-            ("eval_size", eval_size),
-        ]:
-            check_positive(f"task.{key}", value, integer=True)
-        self.seed, self.eval_seed = seed, eval_seed
-        self.batch_size, self.batches_per_epoch, self.eval_size = batch_size, batches_per_epoch, eval_size
         self.index = {c: k for k, c in enumerate(self.alphabet)}
         self.input_size = self.output_size = len(self.alphabet)
-        self.eval_chunk = 4 * batch_size  # no gradients at evaluation: larger batches fit
-        self._eval_sets = {
-            s: self._examples(eval_seed, SPLIT_STREAM[s], 0, eval_size) for s in ("valid", "test")
-        }
-
-    def make_example(self, rng: np.random.Generator) -> Example:
-        raise NotImplementedError
-
-    def _examples(self, seed, stream, epoch, n) -> list[Example]:
-        rng = np.random.default_rng([seed, stream, epoch])
-        return [self.make_example(rng) for _ in range(n)]
+        super().__init__(seed, batch_size, batches_per_epoch, eval_size, eval_seed)
 
     def ids(self, symbols: Sequence[str]) -> list[int]:
         return [self.index[c] for c in symbols]
@@ -75,19 +56,10 @@ class PromptAnswerTask(Task):
             mask[len(prompt) - 1 : len(s) - 1, b] = True
         return Batch(ids[:-1], ids[1:], mask)
 
-    def train_batches(self, epoch):
-        rng = np.random.default_rng([self.seed, SPLIT_STREAM["train"], epoch])
-        for _ in range(self.batches_per_epoch):
-            yield self.encode([self.make_example(rng) for _ in range(self.batch_size)])
-
-    def eval_batches(self, split):
-        for chunk in chunks(self._eval_sets[split], self.eval_chunk):
-            yield self.encode(chunk)
-
     @torch.no_grad()
     def evaluate(self, model, split, device, max_batches=None):
         total = count = correct = hits = 0.0
-        examples = self._eval_sets[split][: None if max_batches is None else max_batches * self.eval_chunk]
+        examples = self.eval_examples(split, max_batches)
         for chunk in chunks(examples, self.eval_chunk):
             batch = self.encode(chunk).to(device)
             logits, _ = model(batch.inputs)  # padding is at the end: no step mask needed
@@ -126,7 +98,3 @@ def greedy_decode(model, prompts: Sequence[Sequence[int]], steps: int, device) -
         logits, state = model(token[None], state)
         last = logits[0]
     return torch.stack(out, 1).tolist()
-
-
-def chunks(items, n):
-    return [items[k : k + n] for k in range(0, len(items), n)]

@@ -36,7 +36,7 @@ import torch
 
 from rnnbench.errors import ConfigError, check_positive
 from rnnbench.tasks.base import Batch, Task
-from rnnbench.tasks.prompt_answer import SPLIT_STREAM
+from rnnbench.tasks.generated import SPLIT_STREAM
 from rnnbench.tasks.stream import batchify, windows
 
 ALPHABET = "\n <>/" + string.ascii_lowercase
