@@ -48,6 +48,8 @@ def test_resume_after_step_limit_is_identical(tmp_path):
     train(compose_config(*base, "trainer.max_steps=30"), tmp_path / "whole")
     first = train(compose_config(*base, "trainer.max_steps=13"), tmp_path / "parts")
     assert first["steps"] == 13 and first["stop_reason"] == "max_steps"
+    valid = [r for r in metrics(tmp_path / "parts") if r["split"] == "valid"]
+    assert valid[-1].get("at_limit") and valid[-1]["step"] == 13
     summary = train(compose_config(*base, "trainer.max_steps=30"), tmp_path / "parts")
     assert summary["status"] == "completed" and summary["steps"] == 30
     assert_same_run(tmp_path / "whole", tmp_path / "parts")
@@ -92,6 +94,20 @@ def test_resume_refuses_a_different_config(tmp_path):
 
     with pytest.raises(ConfigError, match="different config"):
         train(compose_config(*SMALL, "trainer.max_steps=3", "trainer.eval_every=3", "seed=9"), tmp_path)
+
+
+def test_the_limits_evaluation_can_pick_the_best_weights(tmp_path):
+    from rnnbench.trainer import Trainer
+
+    trainer = Trainer(compose_config(*SMALL, "trainer.eval_every=5", "trainer.max_steps=7"), tmp_path)
+    scripted = iter([0.1, 0.5])  # valid acc at step 5, then at the limit (step 7)
+
+    def evaluate(model, split, device, max_batches=None):
+        return {"acc": next(scripted) if split == "valid" else 0.0, "loss": 1.0}
+
+    trainer.task.evaluate = evaluate
+    summary = trainer.run()
+    assert summary["best_step"] == 7 and summary["best"]["valid/acc"] == 0.5
 
 
 def test_raising_the_step_limit_on_the_command_line_extends_the_run(tmp_path):

@@ -339,7 +339,8 @@ class Trainer:
         self.last = record
         if not at_limit:
             self._reset_window()
-        if self.status == "running":
+        # the limit's evaluation comes after the loop has marked the run completed
+        if self.status == "running" or (at_limit and self.status == "completed"):
             value = record[self.headline]
             bar.set_postfix({"loss": f"{train_loss:.3f}", self.headline: f"{value:.4f}"})
             if self.best is None or self.better(value, self.best[self.headline]):
