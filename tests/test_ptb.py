@@ -125,3 +125,13 @@ def test_train_batches_are_the_same_every_epoch(ptb):
 def test_bits_per_character_is_loss_over_ln2():
     assert PTBCharTask.from_loss(math.log(2) * 1.5) == {"bpc": pytest.approx(1.5)}
     assert PTBTask.from_loss(math.log(100)) == {"ppl": pytest.approx(100), "score": pytest.approx(0.01)}
+
+
+@needs_data
+def test_decode_for_sampling():
+    words, chars = PTBTask(seed=0, data_dir=DATA_DIR), PTBCharTask(seed=0, data_dir=DATA_DIR)
+    ids = [words.corpus.index[w] for w in ["the", "company", EOS, "it"]]
+    assert words.decode(ids) == "the company\nit"
+    ids = [chars.corpus.index[c] for c in ["a", "_", "b", EOS, "c"]]
+    assert chars.decode(ids) == "a b\nc"
+    assert words.start_id == words.corpus.index[EOS]
