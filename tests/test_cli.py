@@ -87,6 +87,7 @@ def test_debug_fast_writes_the_run_files(tmp_path):
         ("seed=abc", "seed='abc'"),
         ("trainer.lr=abc", "trainer.lr='abc'"),
         ("task.batch_size=2.5", "task.batch_size=2.5"),
+        ("trainer.foo=1", "trainer.foo is not a config key"),
     ],
 )
 def test_bad_input_is_one_line(tmp_path, override, named):

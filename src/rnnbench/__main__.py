@@ -13,7 +13,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from rnnbench.cli_checks import check_group_choices
+from rnnbench.cli_checks import check_group_choices, check_keys
 from rnnbench.errors import ConfigError
 
 # Names a run directory after its overrides; a run without overrides is "default".
@@ -37,6 +37,7 @@ def hydra_main(cfg: DictConfig):
 def main() -> None:
     try:
         check_group_choices(sys.argv[1:])
+        check_keys(sys.argv[1:])
     except ConfigError as error:
         print(f"rnnbench: error: {error}", file=sys.stderr)
         sys.exit(2)

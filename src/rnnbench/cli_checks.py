@@ -1,6 +1,6 @@
-"""One-line errors for config-group choices that do not exist, before Hydra composes anything.
+"""One-line errors for config-group choices and keys that do not exist, before Hydra runs anything.
 
-Hydra's own message spans many lines and ends with the config search path; users need one line that
+Hydra's own messages span many lines and end with the config search path; users need one line that
 names the bad value and lists the valid choices.
 """
 
@@ -40,3 +40,30 @@ def check_group_choices(argv: list[str]) -> None:
         for choice in value.split(","):
             if choice not in choices:
                 raise ConfigError(f"{key}={choice!r} is not valid; choose one of: {', '.join(choices)}")
+
+
+def check_keys(argv: list[str]) -> None:
+    """``a.b=v`` must name an existing key (``+a.b=v`` adds one). Single runs without a user config
+    folder only: sweeps and ``--config-dir`` keep Hydra's own checks."""
+    if any(a in ("-m", "--multirun") or a.startswith(("--config-dir", "-cd", "hydra.")) for a in argv):
+        return
+    overrides = [a for a in argv if "=" in a and not a.startswith(("-", "+", "~"))]
+    dotted = [o for o in overrides if "." in o.partition("=")[0]]
+    if not dotted:
+        return
+    from hydra import compose, initialize_config_module
+    from omegaconf import DictConfig, OmegaConf
+
+    with initialize_config_module(config_module="rnnbench.configs", version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[o for o in overrides if o not in dotted])
+    for override in dotted:
+        key = override.partition("=")[0]
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(cfg, parent)
+        if not isinstance(node, DictConfig):
+            raise ConfigError(f"{key} is not a config key; top-level keys: {', '.join(cfg.keys())}")
+        if leaf not in node:
+            raise ConfigError(
+                f"{key} is not a config key; keys of {parent}: {', '.join(map(str, node.keys()))} "
+                f"(+{override} adds a new one)"
+            )
