@@ -207,8 +207,9 @@ class Trainer:
     def run(self) -> dict:
         self.started = time.perf_counter()  # limit_reached() reads the clock, also inside restore()
         resumed = self.restore()
-        if resumed and self.status != "running" and self.files.read_summary():
-            return self.files.read_summary()  # this run has already ended
+        finished = self.files.read_summary() if resumed and self.status != "running" else None
+        if finished:
+            return finished  # this run has already ended
         if resumed:
             self.files.keep_metrics_until(self.step)  # lines written after the checkpoint are redone
         else:
@@ -272,6 +273,7 @@ class Trainer:
     def train_step(self, batch):
         tc, task = self.tc, self.task
         self.model.train()
+        tokens = batch.num_tokens  # counted on the host copy: no device sync per step
         batch = batch.to(self.device)
         state = self.carried if task.carries_state else None
         with self.autocast():
@@ -300,7 +302,7 @@ class Trainer:
         self.batch_in_epoch += 1
         self.window_loss += loss_sum.detach()
         self.window_count += count
-        self.window_tokens += batch.num_tokens
+        self.window_tokens += tokens
 
     def autocast(self):
         if not self.tc.amp:
