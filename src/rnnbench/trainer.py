@@ -95,9 +95,10 @@ class StopSignal:
 
 
 class Trainer:
-    def __init__(self, cfg: DictConfig, run_dir: str | Path):
+    def __init__(self, cfg: DictConfig, run_dir: str | Path, on_eval=None):
         tc = self.tc = cfg.trainer
         self.cfg = cfg
+        self.on_eval = on_eval  # on_eval(record) -> "continue" | "stop" | "prune" (a search's pruner)
         if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
             raise ConfigError(f"seed={cfg.seed!r} is not valid; it must be an integer")
         check_positive("trainer.max_steps", tc.max_steps, integer=True)
@@ -355,6 +356,12 @@ class Trainer:
             elif self.tc.patience is not None and self.schedule.since_best >= self.tc.patience:
                 self.status, self.stop_reason = "completed", f"no improvement in {self.tc.patience} evals"
             self.set_lr()
+        if self.on_eval is not None and self.status == "running":
+            decision = self.on_eval(record)
+            if decision == "prune":
+                self.status, self.stop_reason = "pruned", "pruned by the search"
+            elif decision == "stop":
+                self.status, self.stop_reason = "completed", "stopped by the evaluation hook"
         self.save_checkpoint()
 
     def better(self, a, b) -> bool:
@@ -409,11 +416,11 @@ def _to(state, device):
     return tuple(_to(s, device) for s in state)
 
 
-def train(cfg: DictConfig, run_dir: str | Path) -> dict:
+def train(cfg: DictConfig, run_dir: str | Path, on_eval=None) -> dict:
     # threads and deterministic mode are process-wide: give the next run of a sweep what we found
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     try:
-        return Trainer(cfg, run_dir).run()
+        return Trainer(cfg, run_dir, on_eval).run()
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
