@@ -17,11 +17,12 @@ from omegaconf import OmegaConf
 from rnnbench.model import SequenceModel, build_model
 from rnnbench.optim import build_optimizer
 from rnnbench.schedules import Schedule, lr_sequence
+from rnnbench.schema import validate
 from rnnbench.tasks import build_task
 from rnnbench.trainer import train
 from test_configs import compose_config
 
-TIMING = ("tokens_per_s", "wall_s")
+TIMING = ("tokens_per_s", "data_s", "wall_s")
 SMALL = ["task.max_digits=2", "cell.hidden_size=16", "trainer.progress=false", "model.dropout=0.3",
          "cell.num_layers=2", "trainer.eval_batches=2", "task.eval_size=64"]  # fmt: skip
 
@@ -32,7 +33,7 @@ def metrics(run_dir):
 
 
 def weights(run_dir):
-    return torch.load(run_dir / "checkpoint.pt", weights_only=False)["model"]
+    return torch.load(run_dir / "checkpoint.pt", weights_only=True)["model"]
 
 
 def assert_same_run(a, b):
@@ -195,9 +196,7 @@ def test_input_noise_only_in_training():
 def test_deterministic_and_threads_are_recorded(tmp_path):
     summary = train(compose_config(*SMALL, "trainer.max_steps=2", "trainer.eval_every=2",
                                    "trainer.threads=1", "trainer.deterministic=true"), tmp_path)  # fmt: skip
-    torch.use_deterministic_algorithms(False)
     assert summary["runtime"] == {"deterministic": True, "amp": None, "compile": False, "threads": 1}
-    torch.set_num_threads(os.cpu_count() or 1)
 
 
 PRESETS = ["zaremba_small", "zaremba_medium", "jozefowicz_arith", "jozefowicz_xml", "jozefowicz_ptb",
@@ -215,7 +214,11 @@ def test_every_preset_exists_and_composes():
     assert (greff.task.name, greff.cell.name, greff.task.batch_size) == ("jsb", "greff_v", 1)
     assert greff.trainer.momentum_scales_lr and greff.trainer.patience == 15
     for name in PRESETS:
-        assert compose_config(f"experiment={name}").trainer.max_steps > 0
+        preset = compose_config(f"experiment={name}")
+        validate(preset)  # every key of a paper's setup is in the schema and in range
+        tc = preset.trainer
+        ends = tc.max_steps or tc.max_epochs or tc.max_minutes or tc.schedule == "halving"
+        assert ends, f"experiment={name} never ends"
 
 
 @pytest.mark.skipif(not os.environ.get("RNNBENCH_DATA"), reason="RNNBENCH_DATA not set (presets use PTB/JSB)")
@@ -231,3 +234,68 @@ def test_every_preset_runs_in_debug_mode(tmp_path):
     ]
     assert len(summaries) == len(PRESETS)
     assert all(s["status"] == "completed" and s["steps"] == 12 for s in summaries)
+
+
+def test_the_evaluation_hook_prunes_stops_and_sees_every_evaluation(tmp_path):
+    seen = []
+
+    def prune_at_second(record):
+        seen.append(record["step"])
+        return "prune" if len(seen) == 2 else "continue"
+
+    base = [*SMALL, "trainer.eval_every=3", "trainer.max_steps=30"]
+    summary = train(compose_config(*base), tmp_path / "pruned", on_eval=prune_at_second)
+    assert seen == [3, 6] and summary["status"] == "pruned" and summary["steps"] == 6
+    assert summary["test"] == {}, "a pruned trial is not scored on test"
+    stopped = train(compose_config(*base), tmp_path / "stopped", on_eval=lambda r: "stop")
+    assert stopped["status"] == "completed" and stopped["steps"] == 3 and stopped["test"]
+    with pytest.raises(ValueError, match="on_eval returned 'maybe'"):
+        train(compose_config(*base), tmp_path / "bad", on_eval=lambda r: "maybe")
+
+
+def test_a_step_limit_on_an_epoch_end_counts_the_epoch(tmp_path):
+    summary = train(compose_config(*SMALL, "task.batches_per_epoch=5", "trainer.max_steps=10",
+                                   "trainer.eval_every=5"), tmp_path / "a")  # fmt: skip
+    assert (summary["steps"], summary["epochs"]) == (10, 2)
+    summary = train(compose_config(*SMALL, "task.batches_per_epoch=5", "trainer.max_steps=7",
+                                   "trainer.eval_every=5"), tmp_path / "b")  # fmt: skip
+    assert (summary["steps"], summary["epochs"]) == (7, 1)
+
+
+def test_no_step_limit_when_max_steps_is_null(tmp_path):
+    summary = train(compose_config(*SMALL, "task.batches_per_epoch=4", "trainer.max_steps=null",
+                                   "trainer.max_epochs=3", "trainer.eval_every=null"), tmp_path)  # fmt: skip
+    assert (summary["steps"], summary["epochs"], summary["stop_reason"]) == (12, 3, "max_epochs")
+    assert [r["epoch"] for r in metrics(tmp_path) if r["split"] == "valid"] == [1, 2, 3]
+
+
+def test_data_seed_and_init_seed_split_the_seed():
+    from rnnbench.trainer import Trainer
+
+    def parts(*overrides):
+        trainer = Trainer(compose_config(*SMALL, *overrides), "/tmp/unused-run-dir")
+        batch = next(iter(trainer.task.train_batches(0)))
+        return batch.inputs, trainer.model.state_dict()
+
+    base_inputs, base_weights = parts("seed=1")
+    other_init_inputs, other_init_weights = parts("seed=1", "init_seed=2")
+    other_data_inputs, other_data_weights = parts("seed=1", "data_seed=2")
+    assert torch.equal(base_inputs, other_init_inputs) and not torch.equal(base_inputs, other_data_inputs)
+    name = next(k for k in base_weights if "weight_hh" in k)
+    assert not torch.equal(base_weights[name], other_init_weights[name])
+    assert torch.equal(base_weights[name], other_data_weights[name])
+
+
+def test_process_settings_are_restored_after_a_run(tmp_path):
+    threads, state = torch.get_num_threads(), torch.get_rng_state()
+    train(compose_config(*SMALL, "trainer.max_steps=2", "trainer.eval_every=2", "trainer.threads=2",
+                         "trainer.deterministic=true"), tmp_path)  # fmt: skip
+    assert torch.get_num_threads() == threads and not torch.are_deterministic_algorithms_enabled()
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_a_model_too_large_for_memory_is_a_config_error(tmp_path):
+    from rnnbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"cell.hidden_size=60000 gives .*M parameters, more than"):
+        train(compose_config(*SMALL, "cell.hidden_size=60000"), tmp_path)

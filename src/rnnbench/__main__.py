@@ -1,6 +1,8 @@
 """``python -m rnnbench [group=choice ...] [key=value ...]``: compose the configs and train one run.
 
 Hydra composes ``configs/config.yaml`` with the chosen groups; ``--help`` lists them, ``-m`` sweeps.
+The command line is checked first (``rnnbench.cli_checks``): a mistake is one line on stderr and exit
+code 2. In a sweep, a job whose values are bad fails in one line and the sweep goes on.
 """
 
 from __future__ import annotations
@@ -11,37 +13,51 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from rnnbench.cli_checks import check_group_choices, check_keys
+from rnnbench.cli_checks import preflight
 from rnnbench.errors import ConfigError
 
 # Names a run directory after its overrides; a run without overrides is "default".
 OmegaConf.register_new_resolver("run_name", lambda overrides: overrides or "default", replace=True)
 
 
+def error(message) -> None:
+    print(f"rnnbench: error: {message}", file=sys.stderr)
+
+
 @hydra.main(version_base="1.3", config_path="pkg://rnnbench.configs", config_name="config")
 def hydra_main(cfg: DictConfig):
     from rnnbench.trainer import train  # imported here so that --help answers quickly
 
+    hydra_cfg = HydraConfig.get()
     try:
-        summary = train(cfg, Path(HydraConfig.get().runtime.output_dir))
-    except ConfigError as error:
-        print(f"rnnbench: error: {error}", file=sys.stderr)
+        summary = train(cfg, Path(hydra_cfg.runtime.output_dir))
+    except ConfigError as problem:
+        if hydra_cfg.mode == RunMode.MULTIRUN:  # this job fails; the sweep goes on
+            error(f"job {hydra_cfg.job.num} ({hydra_cfg.job.override_dirname}): {problem}")
+            return None
+        error(problem)
         sys.exit(2)
     if summary["status"] == "interrupted":  # a scheduler sees the run did not finish
+        for sig in (signal.SIGINT, signal.SIGTERM):  # the run is saved: a further Ctrl-C changes nothing
+            signal.signal(sig, signal.SIG_IGN)
         sys.exit(128 + getattr(signal.Signals, summary["stop_reason"], signal.SIGTERM).value)
     return summary["best"].get(summary["headline"])  # the value a sweep optimises
 
 
 def main() -> None:
     try:
-        check_group_choices(sys.argv[1:])
-        check_keys(sys.argv[1:])
-    except ConfigError as error:
-        print(f"rnnbench: error: {error}", file=sys.stderr)
+        preflight(sys.argv[1:])
+    except ConfigError as problem:
+        error(problem)
         sys.exit(2)
-    hydra_main()
+    try:
+        hydra_main()
+    except KeyboardInterrupt:  # a second Ctrl-C: stop now, the last checkpoint is intact
+        error("interrupted; the last checkpoint is kept: run the same command again to resume")
+        sys.exit(128 + signal.SIGINT)
 
 
 if __name__ == "__main__":

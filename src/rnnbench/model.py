@@ -11,6 +11,8 @@ layers (``rnnbench.budget``).
 
 from __future__ import annotations
 
+import os
+
 import torch
 from omegaconf import DictConfig
 from torch import nn
@@ -66,9 +68,24 @@ def build_model(cfg: DictConfig, task) -> SequenceModel:
     else:
         what = f"cell {cell_cfg.name} with {cell_cfg.num_layers} layer(s) on task {task.name}"
         hidden = solve_hidden_size(lambda h: count_at(cfg, task, h), budget, what)
+    check_fits_in_memory(count_at(cfg, task, hidden), cell_cfg, hidden)
     model = assemble(cfg, task, hidden)
     initialize(model, model_cfg.init, model_cfg.init_scale, model_cfg.init_std)
     return model
+
+
+BYTES_PER_PARAMETER = 20  # float32 weights, gradients, two optimiser moments and the best weights' copy
+
+
+def check_fits_in_memory(parameters: int, cell_cfg: DictConfig, hidden: int) -> None:
+    """A model too large for this machine is a config error, not an out-of-memory crash."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if parameters * BYTES_PER_PARAMETER > memory:
+        raise ConfigError(
+            f"cell.hidden_size={hidden} gives {parameters / 1e6:,.0f}M parameters, more than this machine's "
+            f"{memory / 2**30:.0f} GiB can train; choose a smaller cell.hidden_size, cell.num_layers or "
+            "model.param_budget"
+        )
 
 
 def assemble(cfg: DictConfig, task, hidden: int) -> SequenceModel:

@@ -21,6 +21,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import rnnbench
+from rnnbench.errors import ConfigError
+
+WAY_OUT = "use another run directory, or trainer.resume=never to start over"
 
 
 class RunFiles:
@@ -42,15 +45,34 @@ class RunFiles:
             f.write(to_json(record) + "\n")
 
     def keep_metrics_until(self, step: int) -> None:
-        """Drops lines written after a checkpoint at ``step``: the resumed run writes them again."""
+        """Drops lines written after a checkpoint at ``step``: the resumed run writes them again. A last
+        line cut short by a kill is dropped too; any other unreadable line is an error."""
         if not self.metrics.exists():
             return
-        records = [json.loads(x) for x in self.metrics.read_text().splitlines() if x.strip()]
+        lines = [x for x in self.metrics.read_text(errors="replace").splitlines() if x.strip()]
+        records = []
+        for number, line in enumerate(lines, 1):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                if number == len(lines):
+                    break  # cut short by a kill: the resumed run writes it again
+                raise ConfigError(f"{self.metrics} line {number} is not JSON; {WAY_OUT}") from None
+            if not isinstance(record, dict) or not {"step", "split"} <= record.keys():
+                raise ConfigError(f"{self.metrics} line {number} is not an rnnbench metrics line; {WAY_OUT}")
+            records.append(record)
         kept = [r for r in records if r["step"] <= step and r["split"] != "test" and not r.get("at_limit")]
         atomic_write(self.metrics, "".join(to_json(r) + "\n" for r in kept))
 
-    def read_summary(self) -> dict | None:
-        return json.loads(self.summary.read_text()) if self.summary.exists() else None
+    def read_summary(self) -> dict:
+        try:
+            summary = json.loads(self.summary.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
+            raise ConfigError(f"{self.summary} cannot be read ({reason}); {WAY_OUT}") from None
+        if not isinstance(summary, dict) or "status" not in summary:
+            raise ConfigError(f"{self.summary} is not an rnnbench summary; {WAY_OUT}")
+        return summary
 
     def write_summary(self, summary: dict) -> None:
         atomic_write(self.summary, to_json(summary, indent=2) + "\n")

@@ -43,7 +43,9 @@ def build_task(cfg: DictConfig, seed: int, data_dir: str | None = None) -> Task:
         inspect.signature(cls).bind(seed=seed, **options)
     except TypeError as error:
         raise ConfigError(f"task={cfg.name}: {error}") from None
-    return cls(seed=seed, **options)
+    task = cls(seed=seed, **options)
+    task.name = cfg.name  # the config's name, whichever class serves it
+    return task
 
 
 __all__ = ["TASKS", "Batch", "Task", "build_task"]

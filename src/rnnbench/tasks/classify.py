@@ -25,7 +25,7 @@ import torch
 
 from rnnbench.errors import ConfigError, check_choice, check_positive
 from rnnbench.tasks.base import Batch
-from rnnbench.tasks.generated import GeneratedTask, chunks
+from rnnbench.tasks.generated import GeneratedTask
 from rnnbench.tasks.prompt_answer import PAD
 
 RULES = ("majority", "parity")
@@ -43,7 +43,6 @@ class ClassifyTask(GeneratedTask):
     name = "classify"
     headline = "acc"
     higher_is_better = True
-    metric_names = ("acc", "loss")
     many_to_one = True
 
     def __init__(
@@ -90,13 +89,6 @@ class ClassifyTask(GeneratedTask):
         targets = torch.tensor([[label for _, label in examples]])
         return Batch(inputs, targets, None, step_mask)
 
-    @torch.no_grad()
-    def evaluate(self, model, split, device, max_batches=None):
-        total = count = correct = 0.0
-        for chunk in chunks(self.eval_examples(split, max_batches), self.eval_chunk):
-            batch = self.encode(chunk).to(device)
-            logits, _ = model(batch.inputs, None, batch.step_mask)
-            s, n = self.loss(logits, batch)
-            total, count = total + float(s), count + n
-            correct += float((logits.argmax(-1) == batch.targets).sum())
-        return {"acc": correct / count, "loss": total / count}
+    def metric_sums(self, logits, batch):
+        loss, count = self.loss(logits, batch)
+        return {"loss": (loss, count), "acc": ((logits.argmax(-1) == batch.targets).sum().float(), count)}

@@ -34,7 +34,6 @@ class PromptAnswerTask(GeneratedTask):
 
     headline = "acc"
     higher_is_better = True
-    metric_names = ("acc", "exact", "loss")
     alphabet: Sequence[str]
 
     def __init__(self, seed: int, batch_size: int, batches_per_epoch: int, eval_size: int, eval_seed: int):
@@ -56,27 +55,28 @@ class PromptAnswerTask(GeneratedTask):
             mask[len(prompt) - 1 : len(s) - 1, b] = True
         return Batch(ids[:-1], ids[1:], mask)
 
-    @torch.no_grad()
-    def evaluate(self, model, split, device, max_batches=None):
-        total = count = correct = hits = 0.0
-        examples = self.eval_examples(split, max_batches)
-        for chunk in chunks(examples, self.eval_chunk):
-            batch = self.encode(chunk).to(device)
-            logits, _ = model(batch.inputs)  # padding is at the end: no step mask needed
-            s, n = self.loss(logits, batch)
-            total, count = total + float(s), count + n
-            correct += float(((logits.argmax(-1) == batch.targets) & batch.mask).sum())
-            hits += self._decode_hits(model, chunk, device)
-        return {"acc": correct / count, "exact": hits / len(examples), "loss": total / count}
+    def metric_sums(self, logits, batch):
+        loss, count = self.loss(logits, batch)
+        correct = ((logits.argmax(-1) == batch.targets) & batch.mask).sum().float()
+        return {"loss": (loss, count), "acc": (correct, count)}
 
-    def _decode_hits(self, model, examples: Sequence[Example], device) -> int:
-        """How many answers greedy decoding gets exactly right. It runs for as many steps as the
-        answer has symbols: an answer that ends with an end symbol is right only if the prediction
-        puts the end symbol there too, so what follows it does not matter."""
-        predicted = greedy_decode(
-            model, [self.ids(p) for p, _ in examples], max(len(a) for _, a in examples), device
-        )
-        return sum(row[: len(answer)] == self.ids(answer) for (_, answer), row in zip(examples, predicted))
+    def decoded_sums(self, model, split, device, max_batches):
+        examples = self.eval_examples(split, max_batches)
+        hits = sum(self._decode_hits(model, chunk, device) for chunk in chunks(examples, self.eval_chunk))
+        return {"exact": (hits, torch.tensor(float(len(examples)), device=device))}
+
+    def _decode_hits(self, model, examples: Sequence[Example], device) -> torch.Tensor:
+        """How many answers greedy decoding gets exactly right (a tensor: no host sync). It runs for
+        as many steps as the answer has symbols: an answer that ends with an end symbol is right only
+        if the prediction puts the end symbol there too, so what follows it does not matter."""
+        steps = max(len(a) for _, a in examples)
+        predicted = greedy_decode(model, [self.ids(p) for p, _ in examples], steps, device)  # (B, steps)
+        answers = torch.zeros(len(examples), steps, dtype=torch.long)
+        counts = torch.zeros(len(examples), steps, dtype=torch.bool)
+        for b, (_, answer) in enumerate(examples):
+            answers[b, : len(answer)], counts[b, : len(answer)] = torch.tensor(self.ids(answer)), True
+        wrong = (predicted != answers.to(device)) & counts.to(device)
+        return (~wrong.any(1)).sum().float()
 
 
 @torch.no_grad()
@@ -97,4 +97,4 @@ def greedy_decode(model, prompts: Sequence[Sequence[int]], steps: int, device) -
         out.append(token)
         logits, state = model(token[None], state)
         last = logits[0]
-    return torch.stack(out, 1).tolist()
+    return torch.stack(out, 1)

@@ -78,7 +78,6 @@ class PTBTask(Task):
     carries_state = True
     headline = "ppl"
     higher_is_better = False
-    metric_names = ("loss", "ppl", "score")
     separator = " "  # sampling: words are joined with spaces, <eos> becomes a newline
 
     def __init__(
@@ -108,9 +107,8 @@ class PTBTask(Task):
     def eval_batches(self, split):
         return windows(self.data[split], self.bptt)
 
-    def evaluate(self, model, split, device, max_batches=None):
-        loss = super().evaluate(model, split, device, max_batches)["loss"]
-        return {"loss": loss, **self.from_loss(loss)}
+    def derived(self, means):
+        return self.from_loss(means["loss"])
 
     @property
     def start_id(self) -> int:
@@ -130,7 +128,6 @@ class PTBCharTask(PTBTask):
     name = "ptb_char"
     dataset = "ptb_char"
     headline = "bpc"
-    metric_names = ("loss", "bpc")
     separator = ""  # sampling: characters are joined directly; "_" marks a word boundary
 
     def decode(self, ids) -> str:

@@ -81,7 +81,6 @@ class XmlTask(Task):
     carries_state = True
     headline = "acc"
     higher_is_better = True
-    metric_names = ("acc", "close_acc", "loss")  # loss: NLL per character in nats
     separator = ""  # sampling joins characters with nothing between them
     start_id = ALPHABET.index("\n")  # a sample starts where a line (and maybe a document) begins
 
@@ -151,30 +150,17 @@ class XmlTask(Task):
             yield Batch(data[x], data[y])
 
     def eval_batches(self, split):
-        data, _ = self._eval[split]
-        for x, y in windows(data, self.bptt):
-            yield Batch(data[x], data[y])
-
-    @torch.no_grad()
-    def evaluate(self, model, split, device, max_batches=None):
         data, flags = self._eval[split]
-        total = count = correct = close_correct = close_count = 0.0
-        state = None  # carried across windows, as in training
-        for k, (x, y) in enumerate(windows(data, self.bptt)):
-            if max_batches is not None and k >= max_batches:
-                break
-            batch = Batch(data[x], data[y]).to(device)
-            logits, state = model(batch.inputs, state)
-            s, n = self.loss(logits, batch)
-            hit = logits.argmax(-1) == batch.targets
-            closing = flags[y].to(device)
-            total, count, correct = total + float(s), count + n, correct + float(hit.sum())
-            close_correct += float((hit & closing).sum())
-            close_count += float(closing.sum())
+        for x, y in windows(data, self.bptt):
+            yield Batch(data[x], data[y], marks=flags[y])  # marks: targets that close a tag
+
+    def metric_sums(self, logits, batch):
+        loss, count = self.loss(logits, batch)
+        hit = logits.argmax(-1) == batch.targets
         return {
-            "acc": correct / count,
-            "close_acc": close_correct / max(close_count, 1),
-            "loss": total / count,
+            "loss": (loss, count),
+            "acc": (hit.sum().float(), count),
+            "close_acc": ((hit & batch.marks).sum().float(), batch.marks.sum().float()),
         }
 
     def decode(self, ids) -> str:
