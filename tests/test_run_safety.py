@@ -116,6 +116,7 @@ def wait_for_metrics(run_dir: Path, lines: int = 1, timeout: float = 120):
     raise AssertionError(f"no {lines} metrics lines in {timeout} s")
 
 
+@pytest.mark.slow
 def test_a_second_process_on_a_run_directory_refuses(tmp_path):
     run_dir = tmp_path / "run"
     args = ["trainer.eval_every=20", "trainer.max_steps=400", "task.batches_per_epoch=25"]
@@ -144,6 +145,7 @@ def test_a_killed_process_leaves_no_stuck_lock(tmp_path):
     assert summary["status"] == "completed"
 
 
+@pytest.mark.slow
 def test_a_second_ctrl_c_exits_quietly_and_leaves_no_temporary_file(tmp_path):
     run_dir = tmp_path / "run"
     # evaluations on the whole (large) valid set: the second signal lands while the first is handled

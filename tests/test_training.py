@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+import pytest
+
 from rnnbench.tasks import build_task
 from rnnbench.trainer import train
 from test_configs import compose_config
@@ -19,6 +21,7 @@ def majority_baseline(task) -> float:
     return sum(c.most_common(1)[0][1] for c in at.values()) / sum(sum(c.values()) for c in at.values())
 
 
+@pytest.mark.slow
 def test_lstm_learns_small_arithmetic(tmp_path):
     cfg = compose_config(
         "task.max_digits=2",
