@@ -260,6 +260,7 @@ def test_a_step_limit_on_an_epoch_end_counts_the_epoch(tmp_path):
     summary = train(compose_config(*SMALL, "task.batches_per_epoch=5", "trainer.max_steps=10",
                                    "trainer.eval_every=5"), tmp_path / "a")  # fmt: skip
     assert (summary["steps"], summary["epochs"]) == (10, 2)
+    assert [r["epoch"] for r in metrics(tmp_path / "a") if r["split"] == "valid"] == [1, 2]
     summary = train(compose_config(*SMALL, "task.batches_per_epoch=5", "trainer.max_steps=7",
                                    "trainer.eval_every=5"), tmp_path / "b")  # fmt: skip
     assert (summary["steps"], summary["epochs"]) == (7, 1)

@@ -156,16 +156,14 @@ class Trainer:
                    disable=not tc.progress, dynamic_ncols=True)  # fmt: skip
         while not self.should_stop(stop):
             self.set_lr()
-            for batch in self.timed(islice(self.task.train_batches(p.epoch), p.batch_in_epoch, None)):
+            for batch, last in self.timed(islice(self.task.train_batches(p.epoch), p.batch_in_epoch, None)):
                 if self.should_stop(stop):
                     break
                 self.train_step(batch)
                 bar.update(1)
-                if tc.eval_every is not None and p.step % tc.eval_every == 0:
-                    self.evaluate(bar)
-            else:  # the epoch ran to its end
-                p.epoch, p.batch_in_epoch, self.carried = p.epoch + 1, 0, None
-                if tc.eval_every is None:
+                if last:  # the epoch's end: counted before the evaluation that may follow
+                    p.epoch, p.batch_in_epoch, self.carried = p.epoch + 1, 0, None
+                if last if tc.eval_every is None else p.step % tc.eval_every == 0:
                     self.evaluate(bar)
         bar.close()
         if p.status == "completed" and p.last.get("step") != p.step and p.step > 0:
@@ -298,15 +296,18 @@ class Trainer:
         return self.progress.elapsed + time.perf_counter() - self.started
 
     def timed(self, batches):
-        """The batches, with the time spent making them added to the window's data clock."""
+        """(batch, whether it is the epoch's last), with the time spent making batches added to the
+        window's data clock. The next batch is made before this one is trained on: that is how the
+        last one is known."""
         batches = iter(batches)
-        while True:
-            tick = time.perf_counter()
-            batch = next(batches, None)
+        tick = time.perf_counter()
+        batch = next(batches, None)
+        while batch is not None:
+            following = next(batches, None)
             self.progress.window_data_seconds += time.perf_counter() - tick
-            if batch is None:
-                return
-            yield batch
+            yield batch, following is None
+            tick = time.perf_counter()
+            batch = following
 
     def set_lr(self):
         for group in self.optimizer.param_groups:
