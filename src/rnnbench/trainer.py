@@ -163,11 +163,15 @@ class Trainer:
                 bar.update(1)
                 if last:  # the epoch's end: counted before the evaluation that may follow
                     p.epoch, p.batch_in_epoch, self.carried = p.epoch + 1, 0, None
-                if last if tc.eval_every is None else p.step % tc.eval_every == 0:
+                if self.eval_due(last):
                     self.evaluate(bar)
         bar.close()
         if p.status == "completed" and p.last.get("step") != p.step and p.step > 0:
             self.evaluate(bar, at_limit=True)  # a run always ends on an evaluation of its last weights
+
+    def eval_due(self, epoch_ended: bool) -> bool:
+        every = self.tc.eval_every
+        return epoch_ended if every is None else self.progress.step % every == 0
 
     def should_stop(self, stop: StopSignal) -> bool:
         p = self.progress
