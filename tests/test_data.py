@@ -165,6 +165,27 @@ def test_download_refuses_a_bad_file_and_force_replaces_it(one_file_registry, ca
     assert sorted(p.name for p in (root / "ptb").iterdir()) == ["a.txt", "b.txt"]
 
 
+@needs_data
+def test_download_force_replaces_a_corrupt_ptb_file_from_its_registered_url(monkeypatch, tmp_path):
+    """The real registry: each registered URL is served from the data folder's copy of its file."""
+    served = {f.urls[0]: (DATA_DIR / f.path).as_uri() for f in DATASETS["ptb"]}
+    monkeypatch.setattr(
+        urllib.request, "urlopen", lambda url: urllib.request.build_opener().open(served[url])
+    )
+    for f in DATASETS["ptb"]:
+        (tmp_path / f.path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f.path).write_bytes((DATA_DIR / f.path).read_bytes())
+    corrupt = tmp_path / "ptb" / "ptb.valid.txt"
+    corrupt.write_bytes(corrupt.read_bytes()[:-100])  # cut short
+    with pytest.raises(DataError, match="download ptb --force"):
+        locate("ptb/ptb.valid.txt", tmp_path)
+    data.main(["download", "ptb", "--force", "--data-dir", str(tmp_path)])
+    assert (
+        locate("ptb/ptb.valid.txt", tmp_path).read_bytes()
+        == (DATA_DIR / "ptb" / "ptb.valid.txt").read_bytes()
+    )
+
+
 def test_force_replaces_a_broken_link_but_never_a_directory(one_file_registry):
     root = one_file_registry
     (root / "ptb").mkdir(parents=True)
