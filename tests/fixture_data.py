@@ -57,8 +57,11 @@ def contents(dataset: str) -> dict[str, bytes]:
 def written(root: Path, *datasets: str):
     with pytest.MonkeyPatch.context() as patch:
         for dataset in datasets:
+            files = []
             for path, content in contents(dataset).items():
                 (root / path).parent.mkdir(parents=True, exist_ok=True)
                 (root / path).write_bytes(content)
-                patch.setitem(data.FILES, path, DataFile(path, hashlib.sha256(content).hexdigest()))
+                files.append(DataFile(path, hashlib.sha256(content).hexdigest()))
+                patch.setitem(data.FILES, path, files[-1])
+            patch.setitem(data.DATASETS, dataset, tuple(files))
         yield root
