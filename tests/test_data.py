@@ -104,11 +104,135 @@ def test_locate_missing_file_names_the_path_and_the_download_command(tmp_path):
     assert "python -m rnnbench.data download musedata" in message
 
 
-def test_locate_refuses_a_file_with_other_bytes(tmp_path):
+def test_locate_refuses_a_file_with_other_bytes_and_says_how_to_fix_it(tmp_path):
     (tmp_path / "ptb").mkdir()
     (tmp_path / "ptb" / "ptb.test.txt").write_text(" a b \n")
-    with pytest.raises(DataError, match=FILES["ptb/ptb.test.txt"].sha256):
+    with pytest.raises(DataError, match=FILES["ptb/ptb.test.txt"].sha256) as error:
         locate("ptb/ptb.test.txt", tmp_path)
+    message = str(error.value)
+    assert "\n" not in message and sha(b" a b \n") in message
+    assert f"python -m rnnbench.data download ptb --force --data-dir {tmp_path}" in message
+    assert "data_dir=" in message  # or use another folder
+
+
+def test_locate_a_directory_says_so(tmp_path):
+    (tmp_path / "music" / "jsb_chorales.pickle").mkdir(parents=True)
+    with pytest.raises(DataError) as error:
+        locate("music/jsb_chorales.pickle", tmp_path)
+    message = str(error.value)
+    assert "\n" not in message and "not found" not in message
+    assert f"{tmp_path / 'music' / 'jsb_chorales.pickle'} is a directory" in message
+
+
+def test_locate_a_broken_link_says_so(tmp_path):
+    (tmp_path / "ptb").mkdir()
+    (tmp_path / "ptb" / "ptb.train.txt").symlink_to(tmp_path / "gone" / "ptb.train.txt")
+    with pytest.raises(DataError) as error:
+        locate("ptb/ptb.train.txt", tmp_path)
+    message = str(error.value)
+    assert "\n" not in message and "not found" not in message
+    assert "is a broken link" in message and str(tmp_path / "gone" / "ptb.train.txt") in message
+    assert "python -m rnnbench.data download ptb --force" in message
+
+
+@pytest.fixture
+def one_file_registry(monkeypatch, tmp_path):
+    """The registry reduced to one dataset of two files served from file:// URLs."""
+    files = []
+    for name, content in [("a.txt", b"first\n"), ("b.txt", b"second\n")]:
+        (tmp_path / "mirror").mkdir(exist_ok=True)
+        (tmp_path / "mirror" / name).write_bytes(content)
+        files.append(DataFile(f"ptb/{name}", sha(content), ((tmp_path / "mirror" / name).as_uri(),)))
+    monkeypatch.setattr(data, "DATASETS", {"tiny": tuple(files)})
+    monkeypatch.setattr(data, "FILES", {f.path: f for f in files})
+    return tmp_path / "root"
+
+
+def test_download_refuses_a_bad_file_and_force_replaces_it(one_file_registry, capsys):
+    root = one_file_registry
+    (root / "ptb").mkdir(parents=True)
+    (root / "ptb" / "a.txt").write_bytes(b"stale\n")
+    with pytest.raises(SystemExit) as exit_:
+        data.main(["download", "tiny", "--data-dir", str(root)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1
+    assert "has sha256" in err[0] and "python -m rnnbench.data download tiny --force" in err[0]
+    assert (root / "ptb" / "a.txt").read_bytes() == b"stale\n"  # nothing replaced without --force
+
+    data.main(["download", "tiny", "--force", "--data-dir", str(root)])
+    assert (root / "ptb" / "a.txt").read_bytes() == b"first\n"
+    assert (root / "ptb" / "b.txt").read_bytes() == b"second\n"
+    assert sorted(p.name for p in (root / "ptb").iterdir()) == ["a.txt", "b.txt"]
+
+
+@needs_data
+def test_download_force_replaces_a_corrupt_ptb_file_from_its_registered_url(monkeypatch, tmp_path):
+    """The real registry: each registered URL is served from the data folder's copy of its file."""
+    served = {f.urls[0]: (DATA_DIR / f.path).as_uri() for f in DATASETS["ptb"]}
+    monkeypatch.setattr(
+        urllib.request, "urlopen", lambda url: urllib.request.build_opener().open(served[url])
+    )
+    for f in DATASETS["ptb"]:
+        (tmp_path / f.path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f.path).write_bytes((DATA_DIR / f.path).read_bytes())
+    corrupt = tmp_path / "ptb" / "ptb.valid.txt"
+    corrupt.write_bytes(corrupt.read_bytes()[:-100])  # cut short
+    with pytest.raises(DataError, match="download ptb --force"):
+        locate("ptb/ptb.valid.txt", tmp_path)
+    data.main(["download", "ptb", "--force", "--data-dir", str(tmp_path)])
+    assert (
+        locate("ptb/ptb.valid.txt", tmp_path).read_bytes()
+        == (DATA_DIR / "ptb" / "ptb.valid.txt").read_bytes()
+    )
+
+
+def test_force_replaces_a_broken_link_but_never_a_directory(one_file_registry):
+    root = one_file_registry
+    (root / "ptb").mkdir(parents=True)
+    (root / "ptb" / "a.txt").symlink_to(root / "nowhere")
+    (root / "ptb" / "b.txt").mkdir()
+    a, b = data.DATASETS["tiny"]
+    assert fetch(a, root, force=True).read_bytes() == b"first\n"
+    assert not (root / "ptb" / "a.txt").is_symlink()
+    with pytest.raises(DataError, match="is a directory"):
+        fetch(b, root, force=True)
+    assert (root / "ptb" / "b.txt").is_dir()
+
+
+def test_verify_reports_every_file_and_fails_if_any_is_bad(one_file_registry, capsys):
+    root = one_file_registry
+    (root / "ptb").mkdir(parents=True)
+    (root / "ptb" / "a.txt").write_bytes(b"stale\n")
+    with pytest.raises(SystemExit) as exit_:
+        data.main(["verify", "--data-dir", str(root)])
+    out, err = capsys.readouterr()
+    assert exit_.value.code == 1
+    assert [line.split()[:2] for line in out.splitlines()] == [
+        ["bad", "sha256"],
+        ["missing", str(root / "ptb" / "b.txt")],
+    ]
+    assert "download tiny --force" in err
+
+    (root / "ptb" / "b.txt").write_bytes(b"second\n")
+    (root / "ptb" / "a.txt").unlink()
+    (root / "ptb" / "a.txt").symlink_to(root / "ptb" / "b.txt")  # a link to other bytes is read through
+    with pytest.raises(SystemExit):
+        data.main(["verify", "--data-dir", str(root)])
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == ["bad", "ok"]
+
+    (root / "ptb" / "a.txt").unlink()
+    (root / "ptb" / "a.txt").write_bytes(b"first\n")
+    data.main(["verify", "--data-dir", str(root)])  # all well: no exit
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == ["ok", "ok"]
+
+
+def test_verify_of_an_empty_folder_lists_all_ten_files_as_missing(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        data.main(["verify", "--data-dir", str(tmp_path)])
+    lines = capsys.readouterr().out.splitlines()
+    assert exit_.value.code == 1
+    assert [line.split()[1] for line in lines] == [str(tmp_path / path) for path in FILES]
+    assert all(line.startswith("missing") for line in lines)
 
 
 def test_download_command_offline_exits_with_one_line(monkeypatch, tmp_path, capsys):
@@ -149,6 +273,7 @@ def rnnbench(*args, cwd, data_dir):
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 @needs_data
 def test_debug_run_of_every_data_task(tmp_path):
     """``python -m rnnbench task=<name> debug=fast`` for the six tasks, as one sweep (one start-up)."""

@@ -1,8 +1,10 @@
-"""Music tasks: the piano rolls against the data README's counts, padding and the Bernoulli loss against
-direct computations, the per-epoch order, and the allow-list unpickler."""
+"""Music tasks: the piano rolls, padding and the Bernoulli loss against direct computations, the per-epoch
+order and the allow-list unpickler, on a tiny pickle the tests write (fixture_data); the data README's
+counts on the real files (RNNBENCH_DATA)."""
 
 from __future__ import annotations
 
+import math
 import pickle
 from types import SimpleNamespace
 
@@ -10,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from fixture_data import MUSIC, written
 from realdata import DATA_DIR, needs_data
 from rnnbench import safe_pickle
 from rnnbench.errors import ConfigError
@@ -121,22 +124,6 @@ def test_padded_batch_scores_each_sequence_as_alone():
     assert float(together) == pytest.approx(float(alone), rel=1e-5)
 
 
-@needs_data
-def test_training_order_is_a_permutation_fixed_by_seed_and_epoch():
-    task = MusicTask(seed=3, dataset="jsb", batch_size=4, data_dir=DATA_DIR)
-    order = task.epoch_order(0)
-    assert sorted(order) == list(range(229))
-    assert np.array_equal(order, MusicTask(seed=3, dataset="jsb", data_dir=DATA_DIR).epoch_order(0))
-    assert not np.array_equal(order, task.epoch_order(1))
-    assert not np.array_equal(order, MusicTask(seed=4, dataset="jsb", data_dir=DATA_DIR).epoch_order(0))
-    batches = list(task.train_batches(0))
-    assert len(batches) == 58  # ceil(229 / 4)
-    for k, batch in enumerate(batches):
-        expected = pad([task.rolls["train"][i] for i in order[4 * k : 4 * k + 4]])
-        assert torch.equal(batch.inputs, expected.inputs) and torch.equal(batch.mask, expected.mask)
-
-
-@needs_data
 def test_unknown_dataset_is_a_config_error():
     with pytest.raises(ConfigError, match="task.dataset='bach'"):
         MusicTask(seed=0, dataset="bach")
@@ -166,3 +153,63 @@ def test_unpickler_allows_numpy_scalars(tmp_path):
     path.write_bytes(pickle.dumps({"train": [[(np.int64(60), np.int64(64))]]}, protocol=4))
     loaded = safe_pickle.load(path)
     assert loaded == {"train": [[(60, 64)]]}
+
+
+# The tiny pickle (tests/fixture_data.py), through data_dir.
+
+
+def tiny(tmp_path, dataset="jsb", **options):
+    with written(tmp_path, dataset) as root:
+        return MusicTask(seed=options.pop("seed", 0), dataset=dataset, data_dir=root, **options)
+
+
+@pytest.mark.parametrize("dataset", ["jsb", "piano_midi"])
+def test_tiny_rolls_hold_exactly_the_pickled_notes(tmp_path, dataset):
+    task = tiny(tmp_path, dataset)
+    for split, sequences in MUSIC.items():
+        assert [len(r) for r in task.rolls[split]] == [len(s) for s in sequences]
+        for sequence, roll in zip(sequences, task.rolls[split], strict=True):
+            assert roll.shape == (len(sequence), 88) and roll.dtype == torch.bool
+            assert [tuple(k + 21 for k in row.nonzero()[:, 0].tolist()) for row in roll] == sequence
+
+
+def test_tiny_training_order_is_a_permutation_fixed_by_seed_and_epoch(tmp_path):
+    task = tiny(tmp_path, seed=3, batch_size=2)
+    orders = [task.epoch_order(e) for e in range(6)]
+    assert all(sorted(order) == [0, 1, 2, 3, 4] for order in orders)
+    assert np.array_equal(orders[0], tiny(tmp_path, seed=3).epoch_order(0))
+    assert len({tuple(order) for order in orders}) > 1  # the order changes with the epoch
+    assert any(not np.array_equal(tiny(tmp_path, seed=s).epoch_order(0), orders[0]) for s in range(4, 8))
+    batches = list(task.train_batches(0))
+    assert len(batches) == 3  # 5 sequences, 2 per batch
+    for k, batch in enumerate(batches):
+        expected = pad([task.rolls["train"][i] for i in orders[0][2 * k : 2 * k + 2]])
+        assert torch.equal(batch.inputs, expected.inputs) and torch.equal(batch.targets, expected.targets)
+        assert torch.equal(batch.mask, expected.mask)
+
+
+class Sustain(torch.nn.Module):
+    """Predicts each note on with logit 2 if it sounds now, else -3; no state, no parameters."""
+
+    def forward(self, inputs, state=None, step_mask=None):
+        return inputs * 5.0 - 3.0, state
+
+
+def sustain_nll(sequences) -> float:
+    """Mean over predicted steps of the Bernoulli NLL summed over the 88 keys, in plain Python floats."""
+    total, steps = 0.0, 0
+    for sequence in sequences:
+        for now, after in zip(sequence[:-1], sequence[1:]):
+            for key in range(21, 109):
+                p = 1 / (1 + math.exp(-(2.0 if key in now else -3.0)))
+                total -= math.log(p if key in after else 1 - p)
+            steps += 1
+    return total / steps
+
+
+@pytest.mark.parametrize("eval_batch_size", [1, 2, 32])
+def test_tiny_nll_is_the_exact_mean_over_predicted_steps(tmp_path, eval_batch_size):
+    task = tiny(tmp_path, eval_batch_size=eval_batch_size)
+    for split in ("valid", "test"):
+        metrics = task.evaluate(Sustain(), split, "cpu")
+        assert metrics["nll"] == metrics["loss"] == pytest.approx(sustain_nll(MUSIC[split]), rel=1e-6), split

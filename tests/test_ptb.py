@@ -1,5 +1,6 @@
-"""Penn Treebank tasks: corpus counts from the data README, the column layout of the stream, truncated
-BPTT windows, the carried state, and the metrics against direct computations."""
+"""Penn Treebank tasks: the vocabulary, the column layout of the stream, truncated BPTT windows, the carried
+state and the metrics against direct computations, on tiny files the tests write (fixture_data); the
+corpus counts of the data README on the real files (RNNBENCH_DATA)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from fixture_data import PTB_CHARS, PTB_WORDS, written
 from realdata import DATA_DIR, needs_data
 from rnnbench.model import build_model
 from rnnbench.tasks.ptb import EOS, PTBCharTask, PTBTask, windows
@@ -90,18 +92,6 @@ def model(ptb):
 
 
 @needs_data
-def test_carried_state_changes_the_next_window(ptb, model):
-    first, second = list(ptb.train_batches(0))[:2]
-    with torch.no_grad():
-        _, state = model(first.inputs)
-        carried, _ = model(second.inputs, state)
-        reset, _ = model(second.inputs)
-        whole, _ = model(torch.cat([first.inputs, second.inputs]))
-    assert not torch.allclose(carried, reset, atol=1e-4)
-    assert torch.allclose(carried, whole[len(first.inputs) :], atol=1e-5)
-
-
-@needs_data
 def test_evaluation_is_the_per_token_average_over_the_unbroken_columns(ptb, model):
     """Three windows with the state carried equal one pass over the first 3*35 rows of the columns."""
     metrics = ptb.evaluate(model, "valid", "cpu", max_batches=3)
@@ -115,23 +105,131 @@ def test_evaluation_is_the_per_token_average_over_the_unbroken_columns(ptb, mode
     assert 5_000 < metrics["ppl"] < 20_000  # an untrained model is near uniform over 10,000 words
 
 
-@needs_data
-def test_train_batches_are_the_same_every_epoch(ptb):
-    first, again = next(iter(ptb.train_batches(0))), next(iter(ptb.train_batches(5)))
-    assert torch.equal(first.inputs, again.inputs) and first.inputs.shape == (35, 20)
-    assert len(list(ptb.train_batches(0))) == math.ceil((929_589 // 20 - 1) / 35)
-
-
 def test_bits_per_character_is_loss_over_ln2():
     assert PTBCharTask.from_loss(math.log(2) * 1.5) == {"bpc": pytest.approx(1.5)}
     assert PTBTask.from_loss(math.log(100)) == {"ppl": pytest.approx(100), "score": pytest.approx(0.01)}
 
 
-@needs_data
-def test_decode_for_sampling():
-    words, chars = PTBTask(seed=0, data_dir=DATA_DIR), PTBCharTask(seed=0, data_dir=DATA_DIR)
-    ids = [words.corpus.index[w] for w in ["the", "company", EOS, "it"]]
-    assert words.decode(ids) == "the company\nit"
-    ids = [chars.corpus.index[c] for c in ["a", "_", "b", EOS, "c"]]
-    assert chars.decode(ids) == "a b\nc"
-    assert words.start_id == words.corpus.index[EOS]
+# The tiny files (tests/fixture_data.py), through data_dir.
+
+
+def tiny(cls, tmp_path, **options):
+    with written(tmp_path, cls.dataset) as root:
+        return cls(seed=0, data_dir=root, **options)
+
+
+def stream_of(text: str) -> list[str]:
+    """The split's tokens read independently of the task: words of each line, then <eos>."""
+    return [t for line in text.splitlines() for t in [*line.split(), EOS]]
+
+
+WORDS = ["the", "cat", "sat", EOS, "dog", "ran", "a"]  # the training split's, in order of first use
+
+
+def test_tiny_word_vocabulary_and_splits(tmp_path):
+    task = tiny(PTBTask, tmp_path)
+    assert task.symbols == WORDS and task.input_size == task.output_size == 7
+    for split, text in PTB_WORDS.items():
+        assert task.corpus.splits[split].tolist() == [WORDS.index(w) for w in stream_of(text)], split
+
+
+def test_tiny_char_vocabulary_and_splits(tmp_path):
+    task = tiny(PTBCharTask, tmp_path)
+    assert task.symbols == ["a", "_", "c", "t", EOS] and task.input_size == 5
+    for split, text in PTB_CHARS.items():
+        assert task.corpus.splits[split].tolist() == [task.symbols.index(c) for c in stream_of(text)]
+
+
+def test_tiny_stream_in_columns_and_windows(tmp_path):
+    task = tiny(PTBTask, tmp_path, batch_size=2, bptt=2, eval_batch_size=2)
+    train = [WORDS.index(w) for w in stream_of(PTB_WORDS["train"])]  # 12 tokens: 2 columns of 6
+    assert task.data["train"].T.tolist() == [train[:6], train[6:]]
+    valid = [WORDS.index(w) for w in stream_of(PTB_WORDS["valid"])]  # 7 tokens: the last fills no row
+    assert task.data["valid"].T.tolist() == [valid[:3], valid[3:6]]
+    # Windows of 2, 2 and 1 rows; targets are the next row of the same column.
+    batches = list(task.train_batches(0))
+    columns = [train[:6], train[6:]]
+    for batch, rows in zip(batches, [(0, 2), (2, 4), (4, 5)], strict=True):
+        start, stop = rows
+        assert batch.inputs.T.tolist() == [c[start:stop] for c in columns]
+        assert batch.targets.T.tolist() == [c[start + 1 : stop + 1] for c in columns]
+    again = list(task.train_batches(7))  # the same batches every epoch
+    assert all(torch.equal(a.inputs, b.inputs) for a, b in zip(batches, again, strict=True))
+
+
+class Bigram(torch.nn.Module):
+    """Logits of the next token from a fixed table indexed by the current token; no state."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.register_buffer("table", table)
+
+    def forward(self, inputs, state=None, step_mask=None):
+        return self.table[inputs], state
+
+
+def bigram_nll(table, pairs) -> float:
+    """Mean -log softmax(table[a])[b] over (a, b) pairs, in plain Python floats."""
+    total = 0.0
+    for a, b in pairs:
+        row = table[a].tolist()
+        total -= row[b] - math.log(sum(math.exp(x) for x in row))
+    return total / len(pairs)
+
+
+@pytest.mark.parametrize("eval_batch_size, bptt", [(1, 4), (2, 1)])
+def test_tiny_word_metrics_are_the_exact_per_token_average(tmp_path, eval_batch_size, bptt):
+    task = tiny(PTBTask, tmp_path, eval_batch_size=eval_batch_size, bptt=bptt)
+    table = torch.randn(7, 7, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    ids = [WORDS.index(w) for w in stream_of(PTB_WORDS["valid"])]
+    rows = len(ids) // eval_batch_size
+    columns = [ids[k * rows : (k + 1) * rows] for k in range(eval_batch_size)]
+    pairs = [(c[t], c[t + 1]) for c in columns for t in range(rows - 1)]
+    assert len(pairs) == {1: 6, 2: 4}[eval_batch_size]  # every column's first token is not predicted
+    expected = bigram_nll(table, pairs)
+    metrics = task.evaluate(Bigram(table), "valid", "cpu")
+    assert metrics["loss"] == pytest.approx(expected, rel=1e-9)
+    assert metrics["ppl"] == pytest.approx(math.exp(expected), rel=1e-9)
+    assert metrics["score"] == pytest.approx(math.exp(-expected), rel=1e-9)
+
+
+def test_tiny_char_bits_per_character(tmp_path):
+    task = tiny(PTBCharTask, tmp_path, eval_batch_size=1, bptt=3)
+    table = torch.randn(5, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    ids = [task.symbols.index(c) for c in stream_of(PTB_CHARS["test"])]
+    expected = bigram_nll(table, list(zip(ids[:-1], ids[1:])))
+    metrics = task.evaluate(Bigram(table), "test", "cpu")
+    assert set(metrics) == {"loss", "bpc"}
+    assert metrics["bpc"] == pytest.approx(expected / math.log(2), rel=1e-9)
+
+
+def test_tiny_evaluation_carries_the_state_across_windows(tmp_path):
+    """Windows of 2 rows with the state carried equal one pass over the column; reset, they differ."""
+    task = tiny(PTBTask, tmp_path, eval_batch_size=1, bptt=2)
+    torch.manual_seed(0)
+    model = build_model(compose_config("task=ptb", "debug=fast"), task).eval()
+    column = task.data["valid"]  # (7, 1)
+    with torch.no_grad():
+        logits, _ = model(column[:-1])
+        whole = float(F.cross_entropy(logits.reshape(-1, 7), column[1:].reshape(-1)))
+        reset = (
+            sum(
+                float(
+                    F.cross_entropy(
+                        model(column[k : k + 2])[0].reshape(-1, 7), column[k + 1 : k + 3].reshape(-1)
+                    )
+                )
+                for k in (0, 2, 4)
+            )
+            / 3
+        )
+    metrics = task.evaluate(model, "valid", "cpu")
+    assert metrics["loss"] == pytest.approx(whole, rel=1e-5)
+    assert metrics["loss"] != pytest.approx(reset, rel=1e-5)
+
+
+def test_tiny_decode_for_sampling(tmp_path):
+    words, chars = tiny(PTBTask, tmp_path), tiny(PTBCharTask, tmp_path)
+    assert words.decode([WORDS.index(w) for w in ["the", "cat", EOS, "a"]]) == "the cat\na"
+    assert chars.decode([chars.symbols.index(c) for c in ["a", "_", "c", EOS, "t"]]) == "a c\nt"
+    assert words.start_id == WORDS.index(EOS)

@@ -5,7 +5,8 @@ else ``$XDG_CACHE_HOME/rnnbench`` (``~/.cache/rnnbench``). Inside it every file 
 path and a sha256, checked on download and on every load. Training never downloads; fetch first::
 
     python -m rnnbench.data download ptb          # also: ptb_char jsb nottingham musedata piano_midi all
-    python -m rnnbench.data verify                # check the files that are present
+    python -m rnnbench.data download ptb --force  # also replace files with other bytes or broken links
+    python -m rnnbench.data verify                # report every file: ok, missing, bad sha256, ...
     python -m rnnbench.data list                  # every file, its sha256 and where it comes from
 
 Nottingham, MuseData and Piano-midi.de: the official pickles are not reliably online, and no sha256 is
@@ -22,6 +23,7 @@ import hashlib
 import http.client
 import os
 import pickle
+import shlex
 import sys
 import urllib.request
 from collections.abc import Callable
@@ -143,45 +145,85 @@ def sha256_of(path: Path) -> str:
 
 
 def dataset_of(path: str) -> str:
-    return next(name for name, files in DATASETS.items() if any(f.path == path for f in files))
+    """The dataset name that ``download`` takes for ``path`` (a registered file or its source)."""
+    for name, files in DATASETS.items():
+        if any(path in (f.path, f.source and f.source.path) for f in files):
+            return name
+    return "all"
 
 
-def check_sha256(file: DataFile, found: Path) -> None:
-    actual = sha256_of(found)
+@dataclass(frozen=True)
+class Problem:
+    status: str  # "missing", "broken link", "directory", "not a file", "unreadable" or "bad sha256"
+    detail: str  # what is wrong, naming the local path
+
+
+REPLACEABLE = ("missing", "broken link", "unreadable", "bad sha256")  # what ``download --force`` replaces
+
+
+def problem_with(file: DataFile, found: Path) -> Problem | None:
+    """None when ``found`` is a readable regular file with the registered sha256, else what is wrong."""
+    try:
+        if found.is_symlink() and not found.exists():
+            return Problem("broken link", f"{found} is a broken link (to {os.readlink(found)})")
+        if found.is_dir():
+            return Problem("directory", f"{found} is a directory, not the file")
+        if not found.exists():
+            return Problem("missing", f"{found} not found")
+        if not found.is_file():
+            return Problem("not a file", f"{found} is not a regular file")
+        actual = sha256_of(found)
+    except OSError as error:
+        return Problem("unreadable", f"{found} cannot be read ({error.strerror or error})")
     if actual != file.sha256:
-        raise DataError(f"{found}: sha256 {actual} does not match the expected {file.sha256} for {file.path}")
+        return Problem("bad sha256", f"{found} has sha256 {actual}, not the expected {file.sha256}")
+    return None
+
+
+def download_command(name: str, root: Path, force: bool = False) -> str:
+    command = f"python -m rnnbench.data download {name}" + (" --force" if force else "")
+    return command if root == data_root() else f"{command} --data-dir {shlex.quote(str(root))}"
+
+
+def how_to_fix(problem: Problem, name: str, root: Path) -> str:
+    elsewhere = "or point data_dir= (or RNNBENCH_DATA) at a folder with the right file"
+    if problem.status == "missing":
+        folder = "data_dir= or RNNBENCH_DATA chooses the folder"
+        return f"put it there or run `{download_command(name, root)}` ({folder})"
+    if problem.status in REPLACEABLE:
+        return f"run `{download_command(name, root, force=True)}` to replace it, {elsewhere}"
+    return f"move it away and run `{download_command(name, root)}`, {elsewhere}"
 
 
 def locate(path: str, data_dir: str | os.PathLike | None = None) -> Path:
     """The verified local copy of registered file ``path``; a one-line error when it is absent or wrong."""
-    file = FILES[path]
-    found = data_root(data_dir) / path
-    if not found.is_file():
-        raise DataError(
-            f"data file {path} not found: put it at {found} "
-            f"or run `python -m rnnbench.data download {dataset_of(path)}` "
-            "(data_dir= or RNNBENCH_DATA chooses the folder)"
-        )
-    check_sha256(file, found)
+    root = data_root(data_dir)
+    found = root / path
+    problem = problem_with(FILES[path], found)
+    if problem is not None:
+        raise DataError(f"data file {path}: {problem.detail}; {how_to_fix(problem, dataset_of(path), root)}")
     return found
 
 
 Opener = Callable[[str], object]
 
 
-def fetch(file: DataFile, root: Path, opener: Opener | None = None) -> Path:
-    """Makes ``root/file.path`` present and verified: downloads (or converts) it if needed.
+def fetch(file: DataFile, root: Path, opener: Opener | None = None, force: bool = False) -> Path:
+    """Makes ``root/file.path`` present and verified: downloads (or converts) it if it is missing, and
+    with ``force`` also if it has other bytes, is a broken link or cannot be read (never a directory).
     ``opener`` (default ``urllib.request.urlopen``) maps a URL to a readable response."""
     opener = opener or urllib.request.urlopen
     target = root / file.path
-    if target.is_file():
-        check_sha256(file, target)
+    problem = problem_with(file, target)
+    if problem is None:
         return target
+    if not (problem.status == "missing" or force and problem.status in REPLACEABLE):
+        raise DataError(f"{file.path}: {problem.detail}; {how_to_fix(problem, dataset_of(file.path), root)}")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f"{target.name}.part{os.getpid()}")
     try:
         if file.source is not None:
-            mat_to_pickle(fetch(file.source, root, opener), tmp)
+            mat_to_pickle(fetch(file.source, root, opener, force), tmp)
         else:
             _download(file, tmp, opener)
         actual = sha256_of(tmp)
@@ -189,7 +231,7 @@ def fetch(file: DataFile, root: Path, opener: Opener | None = None) -> Path:
             raise DataError(
                 f"{file.path}: downloaded sha256 {actual} does not match the expected {file.sha256}"
             )
-        os.replace(tmp, target)  # readers never see a partial file
+        os.replace(tmp, target)  # readers never see a partial file; a bad file or link is replaced
     finally:
         tmp.unlink(missing_ok=True)
     return target
@@ -232,35 +274,43 @@ def mat_to_pickle(mat_path: Path, out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Exit status: 0 all well; 1 ``verify`` found a file missing or bad; 2 an error (bad name, download)."""
     parser = argparse.ArgumentParser(prog="python -m rnnbench.data", description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=("download", "verify", "list"))
     parser.add_argument("names", nargs="*", help=f"datasets: {', '.join(DATASETS)} or all (default)")
     parser.add_argument("--data-dir", help="default: $RNNBENCH_DATA, else ~/.cache/rnnbench")
+    parser.add_argument(
+        "--force", action="store_true", help="download: also replace files with other bytes or broken links"
+    )
     args = parser.parse_args(argv)
     names = list(DATASETS) if args.names in ([], ["all"]) else args.names
     root = data_root(args.data_dir)
-    missing = False
     try:
         for name in names:
             if name not in DATASETS:
                 raise DataError(f"dataset {name!r} is not valid; choose one of: {', '.join(DATASETS)}, all")
+        bad = []  # verify: every file is reported, then the datasets to fetch again
+        for name in names:
             for file in DATASETS[name]:
                 if args.command == "list":
                     origin = file.urls[0] if file.urls else f"converted from {file.source.urls[0]}"
                     print(f"{name:11} {file.path:28} {file.sha256}  {origin}")
                 elif args.command == "verify":
-                    if (root / file.path).is_file():
-                        check_sha256(file, root / file.path)
-                        print(f"ok       {root / file.path}")
-                    else:
-                        print(f"missing  {root / file.path}")
-                        missing = True
+                    problem = problem_with(file, root / file.path)
+                    if problem is None:
+                        print(f"{'ok':11} {root / file.path}")
+                        continue
+                    print(f"{problem.status:11} {problem.detail}")
+                    if name not in bad:
+                        bad.append(name)
                 else:
-                    print(f"ok       {fetch(file, root)}")
+                    print(f"{'ok':11} {fetch(file, root, force=args.force)}")
     except DataError as error:
         print(f"rnnbench.data: error: {error}", file=sys.stderr)
         sys.exit(2)
-    if missing:
+    if bad:
+        fix = download_command(" ".join(bad), root, force=True)
+        print(f"rnnbench.data: {', '.join(bad)}: files missing or bad; fix: `{fix}`", file=sys.stderr)
         sys.exit(1)
 
 

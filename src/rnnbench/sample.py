@@ -2,7 +2,8 @@
 
 Rebuilds the task and the model of a run from ``<run_dir>/config.yaml`` and ``<run_dir>/model.pt`` (the
 best weights) and prints ``length`` tokens drawn one at a time, each fed back as the next input.
-``temperature`` divides the logits before the softmax (0 = greedy argmax); ``seed`` fixes the draws.
+``temperature`` divides the logits before the softmax (0 = greedy argmax; else a finite number > 0);
+``seed`` fixes the draws. ``data_dir=`` names the data folder when it is not the run's (files moved).
 
 Any token-level language-model task works: ``input_kind`` "tokens", input and output over the same
 vocabulary, and a method ``decode(ids) -> str`` that joins the tokens' text with the task's
@@ -12,6 +13,7 @@ end-of-line token) when it has one, else token 0; it is not printed.
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from rnnbench.errors import ConfigError, check_positive
 from rnnbench.model import build_model
 from rnnbench.tasks import build_task
 
-DEFAULTS = {"run_dir": None, "length": 200, "temperature": 1.0, "seed": 1}
+DEFAULTS = {"run_dir": None, "length": 200, "temperature": 1.0, "seed": 1, "data_dir": None}
 
 
 def parse_args(argv: list[str]) -> dict:
@@ -44,12 +46,17 @@ def parse_args(argv: list[str]) -> dict:
             f"length, seed (integers) and temperature (a number) are not valid: {error}"
         ) from None
     check_positive("length", args["length"])
-    check_positive("temperature", args["temperature"], allow_zero=True)
+    temperature = args["temperature"]
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise ConfigError(
+            f"temperature={temperature!r} is not valid; it must be 0 (greedy) or a finite number > 0"
+        )
     return args
 
 
-def load_run(run_dir: str | Path):
-    """The task and the model (best weights, on the CPU, in eval mode) of a finished run."""
+def load_run(run_dir: str | Path, data_dir: str | None = None):
+    """The task and the model (best weights, on the CPU, in eval mode) of a finished run; ``data_dir``
+    (default: the run's own) is where a task that reads files finds them."""
     run_dir = Path(run_dir)
     config, weights = run_dir / "config.yaml", run_dir / "model.pt"
     for path in (config, weights):
@@ -58,7 +65,7 @@ def load_run(run_dir: str | Path):
                 f"run_dir={str(run_dir)!r} is not valid; it has no {path.name} (a finished run has)"
             )
     cfg = OmegaConf.load(config)
-    task = build_task(cfg.task, cfg.seed, cfg.get("data_dir"))
+    task = build_task(cfg.task, cfg.seed, data_dir or cfg.get("data_dir"))
     if task.input_kind != "tokens" or task.input_size != task.output_size or not hasattr(task, "decode"):
         raise ConfigError(f"task={task.name!r} is not a token language model; sampling needs one (e.g. xml)")
     model = build_model(cfg, task)
@@ -76,7 +83,11 @@ def sample(model, start_id: int, length: int, temperature: float, seed: int) -> 
         if temperature == 0:
             next_id = int(logits[0, 0].argmax())
         else:
-            probs = torch.softmax(logits[0, 0] / temperature, dim=-1)
+            # float64 and shifted so the largest logit is 0: a tiny temperature gives 0 and -inf
+            # (greedy), never inf - inf or 0 / 0 (NaN).
+            row = logits[0, 0].double()
+            scaled = (row - row.max()) / temperature
+            probs = torch.softmax(scaled, dim=-1)
             next_id = int(torch.multinomial(probs, 1, generator=generator))
         out.append(next_id)
         token = torch.tensor([[next_id]])
@@ -86,7 +97,7 @@ def sample(model, start_id: int, length: int, temperature: float, seed: int) -> 
 def main(argv: list[str] | None = None) -> None:
     try:
         args = parse_args(sys.argv[1:] if argv is None else argv)
-        task, model = load_run(args["run_dir"])
+        task, model = load_run(args["run_dir"], args["data_dir"])
     except ConfigError as error:
         print(f"rnnbench.sample: error: {error}", file=sys.stderr)
         sys.exit(2)
