@@ -46,5 +46,7 @@ def run_kernel(kind: str, x, state, weights: list, mask, training: bool):
     order, unorder = packed.sorted_indices, packed.unsorted_indices
     hx = [h.index_select(1, order) for h in hx] if kind == "lstm" else hx.index_select(1, order)
     data, *final = kernel(packed.data, packed.batch_sizes, hx, weights, True, 1, 0.0, training, False)
-    out, _ = pad_packed_sequence(PackedSequence(data, packed.batch_sizes, order, unorder), total_length=len(x))
+    out, _ = pad_packed_sequence(
+        PackedSequence(data, packed.batch_sizes, order, unorder), total_length=len(x)
+    )
     return out, tuple(f.index_select(1, unorder).squeeze(0) for f in final)

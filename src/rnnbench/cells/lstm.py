@@ -125,7 +125,8 @@ class LSTMCell(Cell):
                 pre[self.slot[name]] = pre[self.slot[name]] + r
         z = self.block_act(pre[self.slot["z"]])
         i = self.gate(pre, "i", c) if "i" in self.slot else None
-        f = self.gate(pre, "f", c) if "f" in self.slot else (1 - i if self.spec.forget_gate == "coupled" else None)
+        coupled = self.spec.forget_gate == "coupled"
+        f = self.gate(pre, "f", c) if "f" in self.slot else (1 - i if coupled else None)
         c_new = (z if i is None else z * i) + (c if f is None else c * f)
         o = self.gate(pre, "o", c_new) if "o" in self.slot else None
         h = self.output_act(c_new)
