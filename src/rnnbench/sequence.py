@@ -19,6 +19,8 @@ same outputs and gradients (tests/test_fast_paths.py):
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 
@@ -75,10 +77,14 @@ class Recurrent(nn.Module):
             if self._compiled_step is None:
                 self._compiled_step = torch.compile(self.cell.step, dynamic=False)
             step = self._compiled_step
+        weights = self.cell.step_weights()  # resolved once per sequence, not per step
+        if weights is not None:
+            step = partial(step, weights=weights)
         xp = self.cell.project_input(x)  # (T, B, ·): the only place the input matrices are applied
         outputs = []
-        for t in range(x.shape[0]):
-            out, new_state = step(xp[t], state)
+        # unbind, not xp[t]: one backward node for all steps instead of one full-size gradient per step
+        for t, xp_t in enumerate(xp.unbind(0)):
+            out, new_state = step(xp_t, state)
             if mask is not None:  # padded steps keep the state of the last real step and output 0
                 keep = mask[t]
                 new_state = tuple(torch.where(per_row(keep, n), n, s) for n, s in zip(new_state, state))

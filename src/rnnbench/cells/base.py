@@ -43,6 +43,12 @@ class Cell(nn.Module):
     def step(self, xp: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         raise NotImplementedError
 
+    def step_weights(self) -> tuple[torch.Tensor, ...] | None:
+        """Views of parameters the step reads (a fused matrix split per gate), made once per sequence by
+        the runner and passed as ``step(xp, state, weights)``: slicing a parameter inside the step would
+        cost a full-size gradient of it at every step. None (the default): ``step(xp, state)``."""
+        return None
+
     def sequence(self, x: torch.Tensor, state: State, mask: torch.Tensor | None):
         """The whole layer in a library kernel: (outputs, final state), or None to use the step loop."""
         return None
