@@ -135,7 +135,11 @@ def test_bench_quick_writes_its_csv(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     rows = list(csv.DictReader(next(tmp_path.glob("cells-*.csv")).read_text().splitlines()))
     assert {r["cell"] for r in rows} >= {"nn.LSTM", "lstm", "gru"}
-    assert all(float(r["min_ms"]) > 0 for r in rows)
+    assert all(float(r["total_min_ms"]) > 0 for r in rows)
+    assert [float(r["ratio"]) for r in rows if r["cell"] == "nn.LSTM"] == [1.0]
+    assert {r["cell"]: r["path"] for r in rows}["lstm"] == "library"
+    training = list(csv.DictReader(next(tmp_path.glob("training-*.csv")).read_text().splitlines()))
+    assert len(training) == 2 and all(float(r["tokens_per_s"]) > 0 for r in training)
     assert "nn.LSTM" in result.stdout
 
 
