@@ -131,7 +131,8 @@ def build_layers(cfg: DictConfig, task, width: int, hidden: int) -> list[nn.Modu
     def layer(input_width: int, **options) -> Recurrent:
         cell = build_cell_from_config(cfg.cell, input_width, hidden, **options)
         kind = model_cfg.get("initial_state", "zeros")
-        return Recurrent(cell, kind, model_cfg.get("initial_state_std", 0.1))
+        impl = cfg.cell.get("impl", "auto")
+        return Recurrent(cell, kind, model_cfg.get("initial_state_std", 0.1), impl)
 
     if cfg.cell.name in GATED_FEEDBACK:
         # A gated-feedback stack couples its layers at every step: ONE cell holds all of them,

@@ -6,16 +6,29 @@ keeps the state of the last real step and outputs zeros, so a padded batch gives
 outputs and final state it gets alone.
 
 ``Recurrent`` is the one layer runner: built-in cells, cells users write, readout and nested cells all
-run through it.
+run through it. ``impl`` (config ``cell.impl``) picks how it runs a sequence, every way computing the
+same outputs and gradients (tests/test_fast_paths.py):
+
+* ``python``: the step loop, the reference;
+* ``compiled``: the same loop over ``torch.compile(cell.step)``, compiled once per shape and reused;
+* ``library``: the cell's ``sequence``, torch's own kernel (``lstm``, ``lstm_b``, ``np``, ``tanh``); a
+  mask that is not a prefix of every column falls back to the step loop;
+* ``auto``: ``library`` where the cell has a kernel, else ``python`` (on a CPU, compiling the step
+  measured no faster than the loop: see README "Speed").
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import torch
 from torch import nn
 
 from rnnbench.cells.base import Cell, State
+from rnnbench.errors import ConfigError, check_choice
 from rnnbench.initial_state import InitialState
+
+IMPLS = ("auto", "python", "compiled", "library")
 
 
 def per_row(keep: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -26,23 +39,52 @@ def per_row(keep: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 class Recurrent(nn.Module):
     """Runs ``cell`` over a sequence: input projection for all steps first, then the time loop."""
 
-    def __init__(self, cell: Cell, initial_state: str = "zeros", initial_state_std: float = 0.1):
+    def __init__(self, cell: Cell, initial_state: str = "zeros", initial_state_std: float = 0.1,
+                 impl: str = "auto"):  # fmt: skip
         super().__init__()
-        self.cell = cell
+        check_choice("cell.impl", impl, IMPLS)
+        if impl == "library" and not cell.library_kernel:
+            raise ConfigError(
+                f"cell.impl=library is not available for {type(cell).__name__} (its equations are not those "
+                "of a torch kernel); choose one of: auto, python, compiled"
+            )
+        self.cell, self.impl = cell, impl
         self.initial_state = InitialState(cell.state_shapes, initial_state, initial_state_std)
+        self._compiled_step = None  # built at the first compiled forward; torch.compile caches per shape
 
     @property
     def output_size(self) -> int:
         return self.cell.output_size
 
+    @property
+    def path(self) -> str:
+        """The way sequences run: ``library``, ``compiled`` or ``python`` (what ``auto`` resolves to)."""
+        if self.impl == "auto":
+            return "library" if self.cell.library_kernel else "python"
+        return self.impl
+
     def forward(self, x: torch.Tensor, state: State | None = None, mask: torch.Tensor | None = None):
         """Returns outputs (T, B, O) and the final state (that of each column's last real step)."""
         if state is None:
             state = self.initial_state(x.shape[1], x)
+        path = self.path
+        if path == "library":
+            result = self.cell.sequence(x, state, mask)
+            if result is not None:
+                return result
+        step = self.cell.step
+        if path == "compiled":
+            if self._compiled_step is None:
+                self._compiled_step = torch.compile(self.cell.step, dynamic=False)
+            step = self._compiled_step
+        weights = self.cell.step_weights()  # resolved once per sequence, not per step
+        if weights is not None:
+            step = partial(step, weights=weights)
         xp = self.cell.project_input(x)  # (T, B, ·): the only place the input matrices are applied
         outputs = []
-        for t in range(x.shape[0]):
-            out, new_state = self.cell.step(xp[t], state)
+        # unbind, not xp[t]: one backward node for all steps instead of one full-size gradient per step
+        for t, xp_t in enumerate(xp.unbind(0)):
+            out, new_state = step(xp_t, state)
             if mask is not None:  # padded steps keep the state of the last real step and output 0
                 keep = mask[t]
                 new_state = tuple(torch.where(per_row(keep, n), n, s) for n, s in zip(new_state, state))

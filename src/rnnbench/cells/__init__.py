@@ -63,7 +63,7 @@ def build_cell(
 
 
 # keys every cell config has; the rest of a user cell's config are options for its factory
-SHARED_KEYS = ("name", "hidden_size", "num_layers", "forget_bias", "_target_", "factory")
+SHARED_KEYS = ("name", "hidden_size", "num_layers", "forget_bias", "impl", "_target_", "factory")
 
 
 def import_target(key: str, path: str):

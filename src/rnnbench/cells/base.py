@@ -9,7 +9,9 @@ A cell is an ``nn.Module`` with
 * ``state_shapes``: the trailing shape of each state tensor (the batch dimension is added in front).
 
 ``rnnbench.sequence.Recurrent`` turns any such cell into a sequence layer. Built-in cells and cells that
-users write share that one runner.
+users write share that one runner. A cell whose equations are exactly those of a torch kernel also has
+``sequence(x, state, mask)``: the whole layer in that kernel (``library_kernel`` says whether it has one),
+which the runner calls instead of its time loop when ``impl`` allows.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class Cell(nn.Module):
 
     input_size: int
     hidden_size: int
+    library_kernel: bool = False  # True: ``sequence`` runs the whole layer in a torch kernel
 
     @property
     def output_size(self) -> int:
@@ -39,6 +42,16 @@ class Cell(nn.Module):
 
     def step(self, xp: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         raise NotImplementedError
+
+    def step_weights(self) -> tuple[torch.Tensor, ...] | None:
+        """Views of parameters the step reads (a fused matrix split per gate), made once per sequence by
+        the runner and passed as ``step(xp, state, weights)``: slicing a parameter inside the step would
+        cost a full-size gradient of it at every step. None (the default): ``step(xp, state)``."""
+        return None
+
+    def sequence(self, x: torch.Tensor, state: State, mask: torch.Tensor | None):
+        """The whole layer in a library kernel: (outputs, final state), or None to use the step loop."""
+        return None
 
     def zero_state(self, batch: int, like: torch.Tensor) -> State:
         return tuple(like.new_zeros((batch, *shape)) for shape in self.state_shapes)

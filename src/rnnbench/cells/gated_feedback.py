@@ -113,8 +113,15 @@ class GatedFeedbackCell(Cell):
     def project_input(self, x):
         return linear(x, self.weight_ih, self.padded_bias()[0])  # (T, B, G*H + n)
 
-    def step(self, xp, state: State):
+    def step_weights(self):
+        """Per layer above the first: its bottom-up matrix and padded bias (indexing them inside the step
+        would cost a full-size gradient of ``weight_bu`` and ``bias`` at every step)."""
+        upper = () if self.weight_bu is None else self.weight_bu.unbind(0)
+        return upper, self.padded_bias().unbind(0)[1:]
+
+    def step(self, xp, state: State, weights=None):
         L, H = self.num_layers, self.hidden_size
+        weight_bu, bias_bu = self.step_weights() if weights is None else weights
         hs, cs = state[:L], state[L:]
         rec = torch.bmm(torch.stack(hs), self.weight_hh.transpose(1, 2))  # (L_src, B, R): all of h*_{t-1}
         feedback = rec[..., : L * H].unflatten(-1, (L, H))  # (L_src, B, L_dst, H): U^{i→j} h^i_{t-1}
@@ -123,11 +130,11 @@ class GatedFeedbackCell(Cell):
             unit_rec = unit_rec.unflatten(-1, (L, self.n_unit)).sum(0).transpose(0, 1)
         global_rec = rec[..., L * H + self.n_unit_rec :].sum(0)  # (B, L_dst * L_src), empty without
 
-        bias, GH = self.padded_bias(), len(self.gate_names) * H
+        GH = len(self.gate_names) * H
         new_h, new_c = [], []
         for j in range(L):
             # layer 1's bottom-up rows were hoisted; above it they read this step's layer below
-            pre = xp if j == 0 else linear(self.dropout(new_h[-1]), self.weight_bu[j - 1], bias[j])
+            pre = xp if j == 0 else linear(self.dropout(new_h[-1]), weight_bu[j - 1], bias_bu[j - 1])
             if self.feedback_gates:
                 u_part = global_rec[:, j * L : (j + 1) * L]
                 g = torch.sigmoid(pre[..., GH:] + u_part)  # (B, L_src): one scalar per pair i→j

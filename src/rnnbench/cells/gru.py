@@ -28,10 +28,15 @@ class GRUCell(Cell):
     def project_input(self, x):
         return torch.nn.functional.linear(x, self.weight_ih, self.bias)
 
-    def step(self, xp, state):
+    def step_weights(self):
+        H = self.hidden_size
+        return self.weight_hh[: 2 * H].t(), self.weight_hh[2 * H :].t()  # (r, z) rows and h̃ rows
+
+    def step(self, xp, state, weights=None):
         h, H = state[0], self.hidden_size
+        w_rz, w_h = self.step_weights() if weights is None else weights
         x_rz, x_h = xp[..., : 2 * H], xp[..., 2 * H :]
-        r, z = torch.sigmoid(x_rz + h @ self.weight_hh[: 2 * H].t()).chunk(2, -1)
-        candidate = torch.tanh(x_h + (r * h) @ self.weight_hh[2 * H :].t())
+        r, z = torch.sigmoid(x_rz + h @ w_rz).chunk(2, -1)
+        candidate = torch.tanh(x_h + (r * h) @ w_h)
         h_new = z * h + (1 - z) * candidate
         return h_new, (h_new,)

@@ -18,6 +18,10 @@ previous (i, f, o) activations onto the current (i, f, o) pre-activations: the n
 
 State: (y, c), plus (i, f, o) of the previous step under FGR. Parameters:
 G*H*(I+H+1) + P*H (+ 9*H*H with FGR).
+
+A variant with all three gates, no peepholes, no gate recurrence and tanh for g and h (``lstm``,
+``lstm_b``, ``np``) is exactly ``torch.nn.LSTM``: ``sequence`` runs torch's LSTM kernel on the cell's
+own weights (``rnnbench.cells.library``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from rnnbench.cells.base import Cell, State, fused
+from rnnbench.cells.library import run_kernel
 
 ACTIVATIONS = {"tanh": torch.tanh, "identity": lambda a: a}
 
@@ -80,6 +85,10 @@ class LSTMCell(Cell):
         self.peephole_gates = self.sigmoid_gates if spec.peepholes else ()
         self.block_act = ACTIVATIONS[spec.block_activation]
         self.output_act = ACTIVATIONS[spec.output_activation]
+        # resolved once for the step: where each gate sits in the fused rows and in ``peephole``
+        self.slot = {g: k for k, g in enumerate(gates)}
+        self.peephole_row = {g: k for k, g in enumerate(self.peephole_gates)}
+        self.library_kernel = spec == replace(JOZEFOWICZ_LSTM, forget_bias=spec.forget_bias)
         G, H = len(gates), hidden_size
         self.weight_ih = fused(G * H, input_size)
         self.weight_hh = fused(G * H, H)
@@ -101,27 +110,33 @@ class LSTMCell(Cell):
     def project_input(self, x):
         return torch.nn.functional.linear(x, self.weight_ih, self.bias)
 
+    def sequence(self, x, state, mask):
+        if not self.library_kernel:
+            return None
+        weights = [self.weight_ih, self.weight_hh, self.bias, torch.zeros_like(self.bias)]
+        return run_kernel("lstm", x, state[:2], weights, mask, self.training)
+
     def step(self, xp, state: State):
-        y, c = state[0], state[1]
-        H = self.hidden_size
-        pre = dict(zip(self.gate_names, (xp + y @ self.weight_hh.t()).split(H, -1)))
+        y, c, H = state[0], state[1], self.hidden_size
+        pre = list((xp + y @ self.weight_hh.t()).split(H, -1))  # in ``gate_names`` order
         if self.spec.gate_recurrence:
             rec = torch.cat(state[2:], -1) @ self.weight_gg.t()
             for name, r in zip(self.sigmoid_gates, rec.split(H, -1)):
-                pre[name] = pre[name] + r
-        peep = dict(zip(self.peephole_gates, self.peephole.unbind(0))) if self.peephole_gates else {}
-
-        def gate(name, cell_state):
-            a = pre[name]
-            return torch.sigmoid(a + peep[name] * cell_state if name in peep else a)
-
-        z = self.block_act(pre["z"])
-        i = gate("i", c) if "i" in pre else None
-        f = gate("f", c) if "f" in pre else (1 - i if self.spec.forget_gate == "coupled" else None)
+                pre[self.slot[name]] = pre[self.slot[name]] + r
+        z = self.block_act(pre[self.slot["z"]])
+        i = self.gate(pre, "i", c) if "i" in self.slot else None
+        coupled = self.spec.forget_gate == "coupled"
+        f = self.gate(pre, "f", c) if "f" in self.slot else (1 - i if coupled else None)
         c_new = (z if i is None else z * i) + (c if f is None else c * f)
-        o = gate("o", c_new) if "o" in pre else None
+        o = self.gate(pre, "o", c_new) if "o" in self.slot else None
         h = self.output_act(c_new)
         y_new = h if o is None else h * o
+        if not self.spec.gate_recurrence:
+            return y_new, (y_new, c_new)
         gates = {"i": i, "f": f, "o": o}
-        carried = tuple(gates[g] for g in self.sigmoid_gates) if self.spec.gate_recurrence else ()
-        return y_new, (y_new, c_new, *carried)
+        return y_new, (y_new, c_new, *(gates[g] for g in self.sigmoid_gates))
+
+    def gate(self, pre: list, name: str, cell_state):
+        """σ of a gate's pre-activation, plus its peephole on ``cell_state`` when it has one."""
+        a, row = pre[self.slot[name]], self.peephole_row.get(name)
+        return torch.sigmoid(a if row is None else a + self.peephole[row] * cell_state)

@@ -42,6 +42,10 @@ class _MutCell(Cell):
         self.weight_hh = fused(self.n_recurrent_matrices * hidden_size, hidden_size)
         self.bias = torch.nn.Parameter(torch.zeros(3 * hidden_size))
 
+    def step_weights(self):
+        """The recurrent matrices that exist, transposed for ``h @ w``."""
+        return tuple(w.t() for w in self.weight_hh.split(self.hidden_size))
+
 
 class Mut1Cell(_MutCell):
     n_input_matrices, n_recurrent_matrices = 2, 2
@@ -55,12 +59,12 @@ class Mut1Cell(_MutCell):
         zr = linear(x, self.weight_ih, self.bias[: 2 * H])
         return torch.cat([zr, torch.tanh(x) + self.bias[2 * H :]], -1)
 
-    def step(self, xp, state):
+    def step(self, xp, state, weights=None):
         h, H = state[0], self.hidden_size
         x_z, x_r, x_h = xp.split(H, -1)
-        w_hr, w_hh = self.weight_hh.split(H)
-        z, r = torch.sigmoid(x_z), torch.sigmoid(x_r + h @ w_hr.t())
-        h_new = gated_update(h, z, (r * h) @ w_hh.t() + x_h)
+        w_hr, w_hh = self.step_weights() if weights is None else weights
+        z, r = torch.sigmoid(x_z), torch.sigmoid(x_r + h @ w_hr)
+        h_new = gated_update(h, z, (r * h) @ w_hh + x_h)
         return h_new, (h_new,)
 
 
@@ -76,11 +80,15 @@ class Mut2Cell(_MutCell):
         x_z, x_h = linear(x, self.weight_ih).split(H, -1)
         return torch.cat([x_z, x, x_h], -1) + self.bias
 
-    def step(self, xp, state):
+    def step_weights(self):
+        H = self.hidden_size
+        return self.weight_hh[: 2 * H].t(), self.weight_hh[2 * H :].t()  # (W_hz, W_hr) and W_hh
+
+    def step(self, xp, state, weights=None):
         h, H = state[0], self.hidden_size
-        x_h = xp[..., 2 * H :]
-        z, r = torch.sigmoid(xp[..., : 2 * H] + h @ self.weight_hh[: 2 * H].t()).chunk(2, -1)
-        h_new = gated_update(h, z, (r * h) @ self.weight_hh[2 * H :].t() + x_h)
+        w_zr, w_hh = self.step_weights() if weights is None else weights
+        z, r = torch.sigmoid(xp[..., : 2 * H] + h @ w_zr).chunk(2, -1)
+        h_new = gated_update(h, z, (r * h) @ w_hh + xp[..., 2 * H :])
         return h_new, (h_new,)
 
 
@@ -88,11 +96,11 @@ class Mut3Cell(_MutCell):
     def project_input(self, x):
         return linear(x, self.weight_ih, self.bias)
 
-    def step(self, xp, state):
+    def step(self, xp, state, weights=None):
         h, H = state[0], self.hidden_size
         x_z, x_r, x_h = xp.split(H, -1)
-        w_hz, w_hr, w_hh = self.weight_hh.split(H)
-        z = torch.sigmoid(x_z + torch.tanh(h) @ w_hz.t())
-        r = torch.sigmoid(x_r + h @ w_hr.t())
-        h_new = gated_update(h, z, (r * h) @ w_hh.t() + x_h)
+        w_hz, w_hr, w_hh = self.step_weights() if weights is None else weights
+        z = torch.sigmoid(x_z + torch.tanh(h) @ w_hz)
+        r = torch.sigmoid(x_r + h @ w_hr)
+        h_new = gated_update(h, z, (r * h) @ w_hh + x_h)
         return h_new, (h_new,)

@@ -4,6 +4,7 @@
 
 Weights ``weight_ih`` (H, I), ``weight_hh`` (H, H), one ``bias`` (H) added with the input projection
 (``torch.nn.RNN`` has two biases: their sum is this one). State: (h,). Parameters: H*(I+H+1).
+The same equations as ``torch.nn.RNN``: ``sequence`` runs its kernel (``rnnbench.cells.library``).
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ from __future__ import annotations
 import torch
 
 from rnnbench.cells.base import Cell, fused
+from rnnbench.cells.library import run_kernel
 
 
 class TanhCell(Cell):
+    library_kernel = True
+
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()
         self.input_size, self.hidden_size = input_size, hidden_size
@@ -27,3 +31,7 @@ class TanhCell(Cell):
     def step(self, xp, state):
         h = torch.tanh(xp + state[0] @ self.weight_hh.t())
         return h, (h,)
+
+    def sequence(self, x, state, mask):
+        weights = [self.weight_ih, self.weight_hh, self.bias, torch.zeros_like(self.bias)]
+        return run_kernel("rnn_tanh", x, state, weights, mask, self.training)
