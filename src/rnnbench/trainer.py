@@ -319,14 +319,17 @@ class Trainer:
 
     # ---- checkpoints --------------------------------------------------------------------------------
     def save_checkpoint(self):
+        checkpoint.save(self.files.checkpoint, self.checkpoint_payload())
+
+    def checkpoint_payload(self) -> dict:
         progress = self.progress.state_dict() | {"elapsed": self.wall()}
-        checkpoint.save(self.files.checkpoint, {
+        return {
             "config": comparable(self.cfg), "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler else None,
             "schedule": self.schedule.state_dict(), "rng": checkpoint.rng_states(), "progress": progress,
             "carried": self.carried, "best_weights": self.best_weights,
-        })  # fmt: skip
+        }  # fmt: skip
 
     def restore(self) -> bool:
         """Continues from the run directory's checkpoint; False when there is none to use."""
