@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 
+from realdata import DATA_DIR, needs_data
 from rnnbench.errors import ConfigError
 from rnnbench.padding import pad, unpad
 from rnnbench.population import PADDABLE, member_configs, train_population
@@ -181,3 +182,19 @@ def test_population_on_the_command_line_trains_consecutive_seeds(tmp_path):
     assert [c.seed for c in cfgs] == [5, 6, 7]
     assert [d.name for d in dirs] == ["member-0", "member-1", "member-2"]
     assert all(c.trainer.population == 1 for c in cfgs)
+
+
+@needs_data
+def test_music_members_with_pieces_of_different_lengths_equal_their_separate_runs(tmp_path):
+    """Greff's JSB setting: one piece per step, a different piece (and length) for each member."""
+    base = ["task=jsb", f"data_dir={DATA_DIR}", "cell=greff_v", "task.batch_size=1", "trainer.progress=false",
+            "trainer.eval_batches=1", "task.eval_batch_size=4", "trainer.max_steps=4", "trainer.eval_every=2",
+            "trainer.optimizer=sgd", "trainer.momentum=0.9", "trainer.nesterov=true",
+            "trainer.momentum_scales_lr=true", "model.init=normal"]  # fmt: skip
+    members = [
+        ["seed=1", "cell.hidden_size=7", "trainer.lr=0.01"],
+        ["seed=2", "cell.hidden_size=12", "trainer.lr=0.1"],
+    ]
+    _, pop_dirs = run_both(tmp_path, base, members)
+    for k, d in enumerate(pop_dirs):
+        assert_close_runs(d, tmp_path / f"alone-{k}")
