@@ -41,8 +41,8 @@ class Recurrent(nn.Module):
             state = self.initial_state(x.shape[1], x)
         xp = self.cell.project_input(x)  # (T, B, ·): the only place the input matrices are applied
         outputs = []
-        for t in range(x.shape[0]):
-            out, new_state = self.cell.step(xp[t], state)
+        for t, xp_t in enumerate(xp.unbind(0)):  # unbind: one backward for all steps (xp[t] costs T each)
+            out, new_state = self.cell.step(xp_t, state)
             if mask is not None:  # padded steps keep the state of the last real step and output 0
                 keep = mask[t]
                 new_state = tuple(torch.where(per_row(keep, n), n, s) for n, s in zip(new_state, state))
