@@ -112,6 +112,61 @@ def test_resume_after_a_stop_equals_an_uninterrupted_population(tmp_path):
         assert all(torch.equal(wa[n], wb[n]) for n in wa)
 
 
+def test_a_kill_during_an_evaluation_resumes_from_the_last_complete_round(tmp_path):
+    """Member 1's hook fails at step 6, after member 0 has evaluated and logged: the resumed population
+    goes back to step 3 for every member and equals an uninterrupted one."""
+    base = ["task=classify", "cell=lstm", *TINY, "trainer.max_steps=9"]
+    cfgs = [compose_config(*base, *m) for m in MEMBERS]
+    whole = [tmp_path / "whole" / f"m{k}" for k in range(3)]
+    parts = [tmp_path / "parts" / f"m{k}" for k in range(3)]
+    train_population(cfgs, whole)
+
+    def killed(k, record):
+        if k == 1 and record["step"] == 6:
+            raise KeyboardInterrupt
+        return "continue"
+
+    with pytest.raises(KeyboardInterrupt):
+        train_population(cfgs, parts, on_eval=killed)
+    assert [r["step"] for r in metrics(parts[0])] == [3, 6]  # member 0 logged step 6 ...
+    train_population(cfgs, parts)  # ... which the resumed run writes again
+    for a, b in zip(whole, parts):
+        assert metrics(a) == metrics(b)
+        wa, wb = model_weights(a), model_weights(b)
+        assert all(torch.equal(wa[n], wb[n]) for n in wa)
+
+
+@pytest.mark.parametrize("phase", ["save_next", "commit"])
+def test_a_kill_while_saving_a_round_resumes_all_members_from_one_step(tmp_path, monkeypatch, phase):
+    """Killed after member 0 has written (``save_next``) or renamed (``commit``) its checkpoint of step 6
+    and before the others: the round is dropped, or finished, and the result equals an uninterrupted run."""
+    from rnnbench.population import Member
+
+    base = ["task=classify", "cell=lstm", *TINY, "trainer.max_steps=9"]
+    cfgs = [compose_config(*base, *m) for m in MEMBERS]
+    whole = [tmp_path / "whole" / f"m{k}" for k in range(3)]
+    parts = [tmp_path / "parts" / f"m{k}" for k in range(3)]
+    train_population(cfgs, whole)
+    original, calls = getattr(Member, phase), []
+
+    def dies_at_round_two(self):
+        calls.append(self.round)
+        if self.round == 2 and calls.count(2) == 2:
+            raise KeyboardInterrupt
+        original(self)
+
+    monkeypatch.setattr(Member, phase, dies_at_round_two)
+    with pytest.raises(KeyboardInterrupt):
+        train_population(cfgs, parts)
+    monkeypatch.setattr(Member, phase, original)
+    train_population(cfgs, parts)
+    for a, b in zip(whole, parts):
+        assert metrics(a) == metrics(b)
+        wa, wb = model_weights(a), model_weights(b)
+        assert all(torch.equal(wa[n], wb[n]) for n in wa)
+        assert not (b / "checkpoint.next.pt").exists()
+
+
 def test_dropout_and_noise_draws_are_reproducible_and_differ_between_members(tmp_path):
     base = ["task=arithmetic", "cell=gru", *TINY, "model.dropout=0.3", "model.input_noise_std=0.5"]
     members = [["seed=1", "cell.hidden_size=8"], ["seed=1", "cell.hidden_size=8"]]  # the same run twice

@@ -162,16 +162,36 @@ def stack_states(states):
 
 class Member(Trainer):
     """One run of a population: a Trainer whose weights the population holds. ``stacked_state`` (its
-    optimiser state, unpadded) rides along in its checkpoint."""
+    optimiser state, unpadded) rides along in its checkpoint.
+
+    Members save in rounds: every member writes ``checkpoint.next.pt`` (marked with the round), and only
+    when all have written are they renamed over ``checkpoint.pt``. A kill while writing leaves the last
+    round in place (the new files are dropped); a kill while renaming finishes the round on resume. So
+    the members always resume from the same step."""
 
     stacked_state: dict | None = None
+    round: int = 0
+
+    @property
+    def next_checkpoint(self) -> Path:
+        return self.files.dir / "checkpoint.next.pt"
 
     def checkpoint_payload(self) -> dict:
-        return super().checkpoint_payload() | {"population": self.stacked_state}
+        return super().checkpoint_payload() | {"population": self.stacked_state, "round": self.round}
+
+    def save_checkpoint(self):
+        """A single run saves at each evaluation; a member's population saves every member at once."""
+
+    def save_next(self):
+        checkpoint.save(self.next_checkpoint, self.checkpoint_payload())
+
+    def commit(self):
+        self.next_checkpoint.replace(self.files.checkpoint)
 
     def restore(self) -> bool:
         if not super().restore():
             return False
+        self.round = checkpoint.load(self.files.checkpoint).get("round", 0)
         self.stacked_state = checkpoint.load(self.files.checkpoint).get("population")
         if self.stacked_state is None:
             raise ConfigError(f"{self.files.dir} holds a single run, not a population member; "
@@ -301,6 +321,7 @@ class Population:
         started = time.perf_counter()
         for m in self.members:
             m.started = started
+        settle_rounds(self.members)
         restored = [m.restore() for m in self.members]
         if any(restored) and not all(restored):
             raise ConfigError(f"only some members of this population have a checkpoint ({restored}); "
@@ -325,10 +346,7 @@ class Population:
         if was_running:
             with StopSignal() as stop:
                 self.loop(stop)
-            self.sync_windows()
-            for k in was_running:
-                self.load_member(k)
-                self.members[k].save_checkpoint()  # records how the run ended
+            self.save_round()  # records how the runs ended
         return [done[k] if k in done else m.finish() for k, m in enumerate(self.members)]
 
     def running(self) -> list[int]:
@@ -398,3 +416,32 @@ class Population:
             self.members[k].evaluate(bar, at_limit)
         self.window_loss = torch.stack([m.progress.window_loss for m in self.members])
         self.window_count = torch.stack([m.progress.window_count for m in self.members])
+        self.save_round()
+
+    def save_round(self):
+        """Every member's checkpoint, as one round (see ``Member``)."""
+        self.sync_windows()
+        for k, m in enumerate(self.members):
+            self.load_member(k)
+            m.round += 1
+            m.save_next()
+        for m in self.members:
+            m.commit()
+
+
+def settle_rounds(members: list[Member]) -> None:
+    """After a kill: finish a round whose new checkpoints were all written, else drop it."""
+    pending = [m.next_checkpoint.exists() for m in members]
+    if not any(pending):
+        return
+    rounds = [
+        checkpoint.load(m.next_checkpoint).get("round") if p
+        else checkpoint.load(m.files.checkpoint).get("round") if m.files.checkpoint.exists()
+        else None
+        for m, p in zip(members, pending)
+    ]  # fmt: skip
+    for m, p in zip(members, pending):
+        if p and len(set(rounds)) == 1:
+            m.commit()
+        elif p:
+            m.next_checkpoint.unlink()
