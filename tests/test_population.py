@@ -237,6 +237,8 @@ def test_population_on_the_command_line_trains_consecutive_seeds(tmp_path):
     assert [c.seed for c in cfgs] == [5, 6, 7]
     assert [d.name for d in dirs] == ["member-0", "member-1", "member-2"]
     assert all(c.trainer.population == 1 for c in cfgs)
+    with pytest.raises(ConfigError, match="trainer.population=3 trains several runs"):
+        train(cfg, tmp_path / "one")
 
 
 @needs_data

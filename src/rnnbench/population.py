@@ -191,8 +191,8 @@ class Member(Trainer):
     def restore(self) -> bool:
         if not super().restore():
             return False
-        self.round = checkpoint.load(self.files.checkpoint).get("round", 0)
-        self.stacked_state = checkpoint.load(self.files.checkpoint).get("population")
+        saved = checkpoint.load(self.files.checkpoint)  # again: Trainer.restore keeps only its own keys
+        self.round, self.stacked_state = saved.get("round", 0), saved.get("population")
         if self.stacked_state is None:
             raise ConfigError(f"{self.files.dir} holds a single run, not a population member; "
                               f"{checkpoint.WAY_OUT}")  # fmt: skip

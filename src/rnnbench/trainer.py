@@ -49,6 +49,9 @@ LIMITS = ("max_steps", "max_epochs", "max_minutes")
 
 def train(cfg: DictConfig, run_dir: str | Path, on_eval=None) -> dict:
     validate(cfg)
+    if cfg.trainer.get("population", 1) != 1:
+        raise ConfigError(f"trainer.population={cfg.trainer.population} trains several runs: use "
+                          "rnnbench.population.train_population, or the command line")  # fmt: skip
     run_dir = Path(run_dir)
     with run_lock(run_dir), process_settings(cfg.trainer.threads, cfg.trainer.deterministic):
         return Trainer(cfg, run_dir, on_eval).run()
