@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from realdata import DATA_DIR, needs_data
+from rnnbench import population
 from rnnbench.errors import ConfigError
 from rnnbench.padding import pad, unpad
 from rnnbench.population import PADDABLE, member_configs, train_population
@@ -87,6 +88,15 @@ def test_members_equal_their_separate_runs(tmp_path, task, cell, optimizer):
         assert (d / "config.yaml").exists() and (d / "summary.json").exists()
 
 
+def test_members_in_several_groups_equal_their_separate_runs(tmp_path, monkeypatch):
+    """Groups of at most 2: the two smallest members share one vmapped model, the largest has its own."""
+    monkeypatch.setattr(population, "MAX_GROUP", 2)
+    base = ["task=classify", "cell=gru", "trainer.optimizer=adam", *TINY]
+    _, pop_dirs = run_both(tmp_path, base, MEMBERS)
+    for k, d in enumerate(pop_dirs):
+        assert_close_runs(d, tmp_path / f"alone-{k}")
+
+
 def test_a_diverging_member_stops_alone(tmp_path):
     base = ["task=arithmetic", "cell=gru", "trainer.optimizer=sgd", *TINY, "trainer.max_steps=9"]
     members = [MEMBERS[0], ["seed=2", "cell.hidden_size=8", "trainer.lr=1e6", "trainer.clip_norm=null"],
@@ -140,6 +150,7 @@ def test_a_kill_during_an_evaluation_resumes_from_the_last_complete_round(tmp_pa
 def test_a_kill_while_saving_a_round_resumes_all_members_from_one_step(tmp_path, monkeypatch, phase):
     """Killed after member 0 has written (``save_next``) or renamed (``commit``) its checkpoint of step 6
     and before the others: the round is dropped, or finished, and the result equals an uninterrupted run."""
+    monkeypatch.setattr(population, "MAX_GROUP", 2)  # and with two groups
     from rnnbench.population import Member
 
     base = ["task=classify", "cell=lstm", *TINY, "trainer.max_steps=9"]

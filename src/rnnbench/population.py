@@ -199,48 +199,42 @@ class Member(Trainer):
         return True
 
 
-class Population:
-    def __init__(self, cfgs: list[DictConfig], run_dirs: list[Path], hooks: list):
-        self.members = [Member(cfg, d, hook) for cfg, d, hook in zip(cfgs, run_dirs, hooks)]
-        first = self.members[0]
-        self.tc, self.task, self.device = first.tc, first.task, first.device
-        self.sizes = [m.model.hidden_size for m in self.members]
+MAX_GROUP = 8  # members per vmapped group: beyond about 8, the stacked weights and their per-step
+# gradients leave a CPU core's caches and a step costs more than the members' separate steps would
+
+
+class Group:
+    """Members run by one vmapped forward and backward: weights stacked with a leading member
+    dimension, padded to the group's largest hidden size (``rnnbench.padding``)."""
+
+    def __init__(self, members: list[Member], task, device, tc):
+        self.members, self.task, self.device, self.tc = members, task, device, tc
+        self.sizes = [m.model.hidden_size for m in members]
         self.hidden = max(self.sizes)
-        if len(set(self.sizes)) > 1 and cfgs[0].cell.name not in PADDABLE:
-            raise ConfigError(f"cell {cfgs[0].cell.name} cannot be padded to the largest hidden size; its "
-                              "members need equal cell.hidden_size (padding works for "
-                              f"{', '.join(PADDABLE)})")  # fmt: skip
-        if len(set(self.sizes)) > 1 and cfgs[0].model.get("initial_state", "zeros") in ("normal", "uniform"):
-            raise ConfigError(f"model.initial_state={cfgs[0].model.initial_state} draws random states, "
-                              "which padded units would read; a population with different hidden sizes "
-                              "needs zeros or learned")  # fmt: skip
-        self.template = copy.deepcopy(self.members[self.sizes.index(self.hidden)].model)
-        self.template.input_noise_std = max(m.model.input_noise_std for m in self.members)
-        seed_everything(derived_seed(cfgs[0].seed, 2))  # dropout and input noise draws
+        self.template = copy.deepcopy(members[self.sizes.index(self.hidden)].model)
+        self.template.input_noise_std = max(m.model.input_noise_std for m in members)
         self.carried = None
 
-    # ---- stacked weights ----------------------------------------------------------------------------
-    def stack_members(self, saved_optimizer: list[dict] | None):
+    def stack(self, saved_optimizer: list[dict] | None):
         self.params = {}
         for name, _ in self.template.named_parameters():
-            own = [self.padded(k, m.model.get_parameter(name), name) for k, m in enumerate(self.members)]
+            own = [self.padded(j, m.model.get_parameter(name), name) for j, m in enumerate(self.members)]
             self.params[name] = torch.stack(own).requires_grad_()
-        self.buffers = {"noise_scale": torch.stack([self.noise_scale(k) for k in range(len(self.members))])}
+        self.buffers = {"noise_scale": torch.stack([self.noise_scale(j) for j in range(len(self.members))])}
         self.optimizer = StackedOptimizer(self.tc.optimizer, self.params, bool(self.tc.get("nesterov")))
-        for k, saved in enumerate(saved_optimizer or []):
-            padded = {n: {key: self.padded(k, v.to(self.device), n) for key, v in s.items()}
+        for j, saved in enumerate(saved_optimizer or []):
+            padded = {n: {key: self.padded(j, v.to(self.device), n) for key, v in s.items()}
                       for n, s in saved["state"].items()}  # fmt: skip
-            self.optimizer.load_member_state(k, {"steps": saved["steps"], "state": padded})
+            self.optimizer.load_member_state(j, {"steps": saved["steps"], "state": padded})
 
-    def padded(self, k: int, t: torch.Tensor, name: str) -> torch.Tensor:
-        return pad(t.detach(), self.template.get_parameter(name).shape, self.sizes[k], self.hidden)
+    def padded(self, j: int, t: torch.Tensor, name: str) -> torch.Tensor:
+        return pad(t.detach(), self.template.get_parameter(name).shape, self.sizes[j], self.hidden)
 
-    def noise_scale(self, k: int) -> torch.Tensor:
-        """Member k's noise std per input feature: its own std on real features, 0 on padded ones."""
-        model = self.members[k].model
-        width = self.input_width(model)
-        real = torch.full((width,), model.input_noise_std, device=self.device)
-        return pad(real, (self.input_width(self.template),), self.sizes[k], self.hidden)
+    def noise_scale(self, j: int) -> torch.Tensor:
+        """Member j's noise std per input feature: its own std on real features, 0 on padded ones."""
+        model = self.members[j].model
+        real = torch.full((self.input_width(model),), model.input_noise_std, device=self.device)
+        return pad(real, (self.input_width(self.template),), self.sizes[j], self.hidden)
 
     def input_width(self, model) -> int:
         """The width of the first recurrent layer's input, where the noise is added."""
@@ -251,38 +245,93 @@ class Population:
             return encoder.out_features
         return self.task.input_size
 
-    def load_member(self, k: int) -> None:
-        """Member k's weights (unpadded) into its own model; its optimiser state and carried state into
+    def load_member(self, j: int) -> None:
+        """Member j's weights (unpadded) into its own model; its optimiser state and carried state into
         what its checkpoint saves."""
-        m = self.members[k]
+        m = self.members[j]
         own = dict(m.model.named_parameters())
         with torch.no_grad():
             for name, p in own.items():
-                p.copy_(unpad(self.params[name][k], p.shape, self.sizes[k], self.hidden))
-        mine = self.optimizer.member_state(k)
+                p.copy_(unpad(self.params[name][j], p.shape, self.sizes[j], self.hidden))
+        mine = self.optimizer.member_state(j)
         mine["state"] = {
-            n: {key: unpad(v, own[n].shape, self.sizes[k], self.hidden).cpu() for key, v in s.items()}
+            n: {key: unpad(v, own[n].shape, self.sizes[j], self.hidden).cpu() for key, v in s.items()}
             for n, s in mine["state"].items()
         }
         m.stacked_state = mine
-        m.carried = member_slice(self.carried, k)
+        m.carried = member_slice(self.carried, j)
 
-    # ---- one step for all members -------------------------------------------------------------------
     def member_loss(self, params, buffers, inputs, targets, mask, step_mask, carried):
         logits, state = functional_call(self.template, (params, buffers), (inputs, carried, step_mask))
         loss_sum, count = self.task.loss(logits.float(), Batch(inputs, targets, mask, step_mask))
         return loss_sum, count, state
 
-    def train_step(self, batches: list[Batch], running: list[int]):
-        tick = time.perf_counter()
-        tokens = [b.num_tokens for b in batches]  # host copies: no device sync
+    def forward(self, batches: list[Batch]):
+        """(loss sums, counts, lengths), each (G,), of the group's batches; the new state is kept."""
         inputs, targets, mask, step_mask, lengths = stack_batches(batches, self.device)
         self.template.train()
         args = (self.params, self.buffers, inputs, targets, mask, step_mask, self.carried)
         batched = vmap(self.member_loss, in_dims=tuple(None if a is None else 0 for a in args),
                        randomness="different")  # fmt: skip
-        loss_sum, count, state = batched(*args)
-        loss = loss_sum / count  # (K,)
+        loss_sum, count, self.state = batched(*args)
+        return loss_sum, count, lengths
+
+    def update(self, active: torch.Tensor):
+        """Clips and steps every active member with its own values; carries the state on."""
+        grads = [p.grad for p in self.params.values() if p.grad is not None]
+        clip_per_member(grads, self.per_member("clip_norm", missing=float("inf")))
+        lr = torch.tensor([m.optimizer.param_groups[0]["lr"] for m in self.members], device=self.device)
+        self.optimizer.step(lr, self.per_member("momentum"), self.per_member("weight_decay"), active)
+        for p in self.params.values():
+            p.grad = None
+        self.carried = detach(self.state) if self.task.carries_state else None
+
+    def per_member(self, key: str, missing: float = 0.0) -> torch.Tensor:
+        values = [m.tc.get(key) for m in self.members]
+        return torch.tensor([missing if v is None else float(v) for v in values], device=self.device)
+
+
+class Population:
+    def __init__(self, cfgs: list[DictConfig], run_dirs: list[Path], hooks: list):
+        self.members = [Member(cfg, d, hook) for cfg, d, hook in zip(cfgs, run_dirs, hooks)]
+        first = self.members[0]
+        self.tc, self.task, self.device = first.tc, first.task, first.device
+        sizes = [m.model.hidden_size for m in self.members]
+        if len(set(sizes)) > 1 and cfgs[0].cell.name not in PADDABLE:
+            raise ConfigError(f"cell {cfgs[0].cell.name} cannot be padded to the largest hidden size; its "
+                              "members need equal cell.hidden_size (padding works for "
+                              f"{', '.join(PADDABLE)})")  # fmt: skip
+        if len(set(sizes)) > 1 and cfgs[0].model.get("initial_state", "zeros") in ("normal", "uniform"):
+            raise ConfigError(f"model.initial_state={cfgs[0].model.initial_state} draws random states, "
+                              "which padded units would read; a population with different hidden sizes "
+                              "needs zeros or learned")  # fmt: skip
+        # groups of members of similar size: less padding, and stacked weights that stay in cache
+        by_size = sorted(range(len(sizes)), key=lambda k: (sizes[k], k))
+        self.order = [by_size[i : i + MAX_GROUP] for i in range(0, len(by_size), MAX_GROUP)]
+        self.groups = [
+            Group([self.members[k] for k in ks], self.task, self.device, self.tc) for ks in self.order
+        ]
+        self.place = {k: (g, j) for g, ks in enumerate(self.order) for j, k in enumerate(ks)}
+        grouped = [k for ks in self.order for k in ks]
+        self.position = torch.tensor([grouped.index(k) for k in range(len(sizes))], device=self.device)
+        seed_everything(derived_seed(cfgs[0].seed, 2))  # dropout and input noise draws
+
+    def stack_members(self, saved_optimizer: list[dict] | None):
+        for group, ks in zip(self.groups, self.order):
+            group.stack(None if saved_optimizer is None else [saved_optimizer[k] for k in ks])
+
+    def load_member(self, k: int) -> None:
+        g, j = self.place[k]
+        self.groups[g].load_member(j)
+
+    # ---- one step for all members -------------------------------------------------------------------
+    def train_step(self, batches: list[Batch], running: list[int]):
+        tick = time.perf_counter()
+        tokens = [b.num_tokens for b in batches]  # host copies: no device sync
+        parts = [group.forward([batches[k] for k in ks]) for group, ks in zip(self.groups, self.order)]
+        in_groups = [torch.cat([part[i] for part in parts]) for i in range(3)]  # in group order
+        loss_sum, count, lengths = (t[self.position] for t in in_groups)  # (K,) in member order
+        loss = loss_sum / count
         members = [self.members[k] for k in running]
         if any(m.progress.step == 0 for m in members):
             initial = loss.detach().tolist()  # a sync, once per run
@@ -294,14 +343,9 @@ class Population:
         active = torch.zeros(len(self.members), dtype=torch.bool)
         active[running] = True
         active = active.to(self.device)
-        for p in self.params.values():
-            p.grad = None
         torch.where(active, loss, torch.zeros_like(loss)).sum().backward()
-        grads = [p.grad for p in self.params.values() if p.grad is not None]
-        clip_per_member(grads, self.per_member("clip_norm", missing=float("inf")))
-        lr = torch.tensor([m.optimizer.param_groups[0]["lr"] for m in self.members], device=self.device)
-        self.optimizer.step(lr, self.per_member("momentum"), self.per_member("weight_decay"), active)
-        self.carried = detach(state) if self.task.carries_state else None
+        for group, ks in zip(self.groups, self.order):
+            group.update(active[ks])
         zero = torch.zeros_like(loss_sum)
         self.window_loss += torch.where(active, loss_sum.detach(), zero)
         self.window_count += torch.where(active, count.detach(), zero)
@@ -311,10 +355,6 @@ class Population:
             p.step, p.batch_in_epoch = p.step + 1, p.batch_in_epoch + 1
             p.window_tokens += tokens[k]
             p.window_seconds += seconds
-
-    def per_member(self, key: str, missing: float = 0.0) -> torch.Tensor:
-        values = [m.tc.get(key) for m in self.members]
-        return torch.tensor([missing if v is None else float(v) for v in values], device=self.device)
 
     # ---- the run, top to bottom ---------------------------------------------------------------------
     def run(self) -> list[dict]:
@@ -338,8 +378,9 @@ class Population:
             m.files.write_config(m.cfg)
         self.stack_members([m.stacked_state for m in self.members] if all(restored) else None)
         if all(restored):
-            carried = [m.carried for m in self.members]
-            self.carried = None if any(c is None for c in carried) else stack_states(carried)
+            for group in self.groups:
+                carried = [m.carried for m in group.members]
+                group.carried = None if any(c is None for c in carried) else stack_states(carried)
         self.window_loss = torch.stack([m.progress.window_loss for m in self.members])
         self.window_count = torch.stack([m.progress.window_count for m in self.members])
         was_running = self.running()
@@ -376,7 +417,8 @@ class Population:
                 for k in self.running():
                     p = self.members[k].progress
                     p.epoch, p.batch_in_epoch = p.epoch + 1, 0
-                self.carried = None
+                for group in self.groups:
+                    group.carried = None
                 if tc.eval_every is None:
                     self.evaluate(bar, self.running())
         bar.close()
