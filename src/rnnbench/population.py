@@ -4,9 +4,10 @@ once as one batched model, ``train_population(cfgs, run_dirs, on_eval=None) -> [
 Each member is a ``Trainer`` (``rnnbench.trainer``) that keeps all of a run's bookkeeping: its own task
 and data order, seeds, schedule, progress, early stopping, divergence, best weights, evaluation hook and
 run directory with the same run files as a single run (model.pt holds its unpadded weights). Only its
-weights live elsewhere: stacked with a leading member dimension K (padded to the largest hidden size,
-``rnnbench.padding``) and run by ``torch.func.vmap`` over ``functional_call`` of one template model, so
-the same cells and tasks do one forward and one backward for all K. ``rnnbench.stacked_optim`` updates
+weights live elsewhere: sorted by hidden size into groups of at most ``MAX_GROUP``, stacked with a
+leading member dimension (padded to the group's largest hidden size, ``rnnbench.padding``) and run by
+``torch.func.vmap`` over ``functional_call`` of one template model per group, so the same cells and
+tasks do one forward per group and one backward for all members. ``rnnbench.stacked_optim`` updates
 every member with its own learning rate, momentum and clipping. A stopped member no longer changes;
 the others go on. Evaluation copies a member's weights into its own model and runs the task's shared
 ``evaluate``, exactly as a single run does.
