@@ -29,11 +29,9 @@ def error(message) -> None:
 
 @hydra.main(version_base="1.3", config_path="pkg://rnnbench.configs", config_name="config")
 def hydra_main(cfg: DictConfig):
-    from rnnbench.trainer import train  # imported here so that --help answers quickly
-
     hydra_cfg = HydraConfig.get()
     try:
-        summary = train(cfg, Path(hydra_cfg.runtime.output_dir))
+        summary = train_one_or_population(cfg, Path(hydra_cfg.runtime.output_dir))
     except ConfigError as problem:
         if hydra_cfg.mode == RunMode.MULTIRUN:  # this job fails; the sweep goes on
             error(f"job {hydra_cfg.job.num} ({hydra_cfg.job.override_dirname}): {problem}")
@@ -45,6 +43,24 @@ def hydra_main(cfg: DictConfig):
             signal.signal(sig, signal.SIG_IGN)
         sys.exit(128 + getattr(signal.Signals, summary["stop_reason"], signal.SIGTERM).value)
     return summary["best"].get(summary["headline"])  # the value a sweep optimises
+
+
+def train_one_or_population(cfg: DictConfig, run_dir: Path) -> dict:
+    """The run's summary; with ``trainer.population=K``, that of the member with the best headline
+    (every member's summary is in its own ``member-<k>`` directory)."""
+    from rnnbench.trainer import train  # imported here so that --help answers quickly
+
+    if cfg.trainer.get("population", 1) == 1:
+        return train(cfg, run_dir)
+    from rnnbench.population import member_configs, train_population
+
+    summaries = train_population(*member_configs(cfg, run_dir))
+    interrupted = [s for s in summaries if s["status"] == "interrupted"]
+    if interrupted:
+        return interrupted[0]
+    scored = [s for s in summaries if s["best"].get(s["headline"]) is not None] or summaries
+    sign = -1 if scored[0]["higher_is_better"] else 1
+    return min(scored, key=lambda s: sign * s["best"].get(s["headline"], 0.0))
 
 
 def main() -> None:

@@ -31,6 +31,9 @@ class SequenceModel(nn.Module):
         self.encoder = encoder
         self.many_to_one = many_to_one
         self.input_noise_std = input_noise_std
+        # the noise's std per input feature as a tensor: a population gives each member its own
+        # (and 0 on the features padded for a smaller member); not part of the weights
+        self.register_buffer("noise_scale", torch.tensor(float(input_noise_std)), persistent=False)
         self.stack = stack
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(stack.output_size, output_size)
@@ -43,7 +46,7 @@ class SequenceModel(nn.Module):
         """Returns logits (T, B, O), or (1, B, O) for a many-to-one model, and every layer's final state."""
         x = self.encoder(inputs)
         if self.training and self.input_noise_std > 0:
-            x = x + torch.randn_like(x) * self.input_noise_std
+            x = x + torch.randn_like(x) * self.noise_scale
         x = self.dropout(x)
         h, state = self.stack(x, state, mask)
         if self.many_to_one:  # the last real step (both directions' ends when bidirectional)

@@ -135,6 +135,7 @@ SCHEMA: dict[str, dict[str, Key] | Key] = {
         "compile": Key(bool, runtime=True),
         "threads": integer(1, 4096, nullable=True, runtime=True),
         "progress": Key(bool, runtime=True),
+        "population": integer(1),
     },
 }
 

@@ -49,6 +49,9 @@ LIMITS = ("max_steps", "max_epochs", "max_minutes")
 
 def train(cfg: DictConfig, run_dir: str | Path, on_eval=None) -> dict:
     validate(cfg)
+    if cfg.trainer.get("population", 1) != 1:
+        raise ConfigError(f"trainer.population={cfg.trainer.population} trains several runs: use "
+                          "rnnbench.population.train_population, or the command line")  # fmt: skip
     run_dir = Path(run_dir)
     with run_lock(run_dir), process_settings(cfg.trainer.threads, cfg.trainer.deterministic):
         return Trainer(cfg, run_dir, on_eval).run()
@@ -324,14 +327,17 @@ class Trainer:
 
     # ---- checkpoints --------------------------------------------------------------------------------
     def save_checkpoint(self):
+        checkpoint.save(self.files.checkpoint, self.checkpoint_payload())
+
+    def checkpoint_payload(self) -> dict:
         progress = self.progress.state_dict() | {"elapsed": self.wall()}
-        checkpoint.save(self.files.checkpoint, {
+        return {
             "config": comparable(self.cfg), "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler else None,
             "schedule": self.schedule.state_dict(), "rng": checkpoint.rng_states(), "progress": progress,
             "carried": self.carried, "best_weights": self.best_weights,
-        })  # fmt: skip
+        }  # fmt: skip
 
     def restore(self) -> bool:
         """Continues from the run directory's checkpoint; False when there is none to use."""
