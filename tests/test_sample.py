@@ -99,3 +99,24 @@ def test_data_dir_finds_the_data_of_a_run_when_it_has_moved(tmp_path, capsys):
     text = capsys.readouterr().out[:-1]
     assert len(text.split()) + text.count("\n") == 30  # <eos> prints as a newline
     assert set(text.split()) <= {"the", "cat", "sat", "dog", "ran", "a"}
+
+
+class Trap:
+    """Unpickling this creates ``flag``: the file exists only if loading ran code."""
+
+    def __init__(self, flag):
+        self.flag = str(flag)
+
+    def __reduce__(self):
+        return (open, (self.flag, "w"))
+
+
+def test_a_foreign_model_file_is_refused_without_running_code(capsys, tmp_path, xml_run):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text((xml_run / "config.yaml").read_text())
+    torch.save({"model": Trap(tmp_path / "flag")}, run / "model.pt")
+    assert "model.pt is not a readable rnnbench model file" in errors(capsys, f"run_dir={run}")
+    assert not (tmp_path / "flag").exists()
+    torch.save({"model": {"embedding.weight": torch.zeros(2, 2)}}, run / "model.pt")
+    assert "model.pt does not match" in errors(capsys, f"run_dir={run}")

@@ -82,6 +82,17 @@ class RunFiles:
         torch.save({"model": state_dict, "config": OmegaConf.to_container(cfg, resolve=True)}, tmp)
         os.replace(tmp, self.model)
 
+    def load_model(self) -> dict:
+        """The best weights, read without running code; a foreign or damaged file is a one-line error."""
+        try:
+            saved = torch.load(self.model, map_location="cpu", weights_only=True)
+        except Exception as error:  # unpickling refused, truncated or not a torch file at all
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+            raise ConfigError(f"{self.model} is not a readable rnnbench model file ({reason})") from None
+        if not isinstance(saved, dict) or not isinstance(saved.get("model"), dict):
+            raise ConfigError(f"{self.model} is not an rnnbench model file (it has no weights under 'model')")
+        return saved["model"]
+
 
 def finite(value):
     """Strict JSON has no NaN or infinity: a diverged run's non-finite numbers are written as null."""

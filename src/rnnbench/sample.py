@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 
 from rnnbench.errors import ConfigError, check_positive
 from rnnbench.model import build_model
+from rnnbench.runfiles import RunFiles
 from rnnbench.tasks import build_task
 
 DEFAULTS = {"run_dir": None, "length": 200, "temperature": 1.0, "seed": 1, "data_dir": None}
@@ -69,7 +70,10 @@ def load_run(run_dir: str | Path, data_dir: str | None = None):
     if task.input_kind != "tokens" or task.input_size != task.output_size or not hasattr(task, "decode"):
         raise ConfigError(f"task={task.name!r} is not a token language model; sampling needs one (e.g. xml)")
     model = build_model(cfg, task)
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True)["model"])
+    try:
+        model.load_state_dict(RunFiles(run_dir).load_model())
+    except RuntimeError as error:  # weights of another config
+        raise ConfigError(f"{weights} does not match {config} ({str(error).splitlines()[0][:160]})") from None
     return task, model.eval()
 
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from rnnbench import safe_pickle
-from rnnbench.data import DATASETS, locate
+from rnnbench.data import DATASETS, DataError, locate
 from rnnbench.errors import check_choice, check_positive
 from rnnbench.tasks.base import Batch, Task
 
@@ -42,7 +42,7 @@ def load_rolls(path: Path) -> dict[str, list[torch.Tensor]]:
             steps = [t for t, notes in enumerate(sequence) for _ in notes]
             keys = torch.tensor([int(n) - LOWEST for notes in sequence for n in notes], dtype=torch.long)
             if len(keys) and (int(keys.min()) < 0 or int(keys.max()) >= KEYS):
-                raise ValueError(f"{path}: a {split} sequence has notes outside the 88 piano keys")
+                raise DataError(f"{path}: a {split} sequence has notes outside the 88 piano keys")
             roll = torch.zeros(len(sequence), KEYS, dtype=torch.bool)
             roll[steps, keys] = True
             rolls[split].append(roll)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from rnnbench.data import DATASETS, locate
+from rnnbench.data import DATASETS, DataError, locate
 from rnnbench.errors import check_positive
 from rnnbench.tasks.base import Batch, Task
 from rnnbench.tasks.stream import batchify
@@ -55,7 +55,7 @@ class Corpus:
                 else:
                     unknown = set(tokens) - index.keys()
                     if unknown:
-                        raise ValueError(f"{path}: symbols {sorted(unknown)} are not in the training split")
+                        raise DataError(f"{path}: symbols {sorted(unknown)} are not in the training split")
                     ids.extend(index[t] for t in tokens)
         return torch.frombuffer(ids, dtype=torch.int64).clone()
 
