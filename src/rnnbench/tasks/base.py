@@ -102,7 +102,8 @@ def evaluate(task: Task, model, split: str, device, max_batches: int | None = No
     for batch in islice(task.eval_batches(split), max_batches):
         batch = batch.to(device)
         logits, state = model(batch.inputs, state if task.carries_state else None, batch.step_mask)
-        for name, (s, n) in task.metric_sums(logits.float(), batch).items():
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # amp's half logits -> float32
+        for name, (s, n) in task.metric_sums(logits, batch).items():
             if name in totals:
                 totals[name][0] += s
                 totals[name][1] += n
