@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rnnbench.errors import ConfigError
 
-GROUPS = ("cell", "task", "trainer", "model", "experiment", "debug")
+GROUPS = ("cell", "task", "trainer", "model", "experiment", "search", "study", "debug")
 REQUIRED = ("cell", "task", "trainer", "model")  # groups that cannot be null
 SKIP = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "-sc", "--shell-completion",
         "--version", "--experimental-rerun")  # fmt: skip

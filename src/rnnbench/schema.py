@@ -137,6 +137,26 @@ SCHEMA: dict[str, dict[str, Key] | Key] = {
         "progress": Key(bool, runtime=True),
         "population": integer(1),
     },
+    # python -m rnnbench.search (README "Search"); a single run ignores it. All of it is runtime: how a
+    # study is run, not what one of its runs computes.
+    "search": {
+        "name": Key(str, runtime=True),
+        "space": Key(dict, runtime=True),  # checked by rnnbench.search.space
+        "cells": Key(list, nullable=True, runtime=True),
+        "n_trials": integer(1, 10**7, runtime=True),
+        "workers": integer(1, 4096, nullable=True, runtime=True),
+        "workers_per_gpu": integer(1, 64, runtime=True),
+        "threads": integer(1, 4096, nullable=True, runtime=True),
+        "storage": Key(str, nullable=True, runtime=True),
+        "study_name": Key(str, nullable=True, runtime=True),
+        "seed": integer(0, 2**31 - 1, runtime=True),
+        "paired": Key(bool, runtime=True),
+        "pruner": choice("none", "median", "hyperband", runtime=True),
+        "retries": integer(0, 100, runtime=True),
+        "heartbeat_s": integer(1, 3600, runtime=True),
+        "launcher": choice("local", "slurm", runtime=True),
+        "slurm": Key(dict, runtime=True),
+    },
 }
 
 
@@ -152,6 +172,12 @@ def runtime_keys() -> list[str]:
 
 
 def check(name: str, key: Key, value) -> None:
+    if key.kind in (dict, list):  # a node: its own module checks what is inside
+        if not isinstance(value, key.kind) and not (value is None and key.nullable):
+            raise ConfigError(
+                f"{name}={value!r} is not valid; it must be a {'mapping' if key.kind is dict else 'list'}"
+            )
+        return
     if isinstance(value, DictConfig | ListConfig | dict | list):
         raise ConfigError(f"{name} must be a single value, not {type(value).__name__}; {key.describe()}")
     if not key.accepts(value):

@@ -1,0 +1,1 @@
+"""Hyperparameter studies on Optuna: ``python -m rnnbench.search`` (README, "Search")."""

@@ -1,0 +1,107 @@
+"""``python -m rnnbench.search [group=choice ...] [key=value ...]``: a hyperparameter study.
+
+    python -m rnnbench.search search=greff task=jsb cell=greff_v,cifg search.n_trials=200 search.workers=2
+    python -m rnnbench.search study=greff_jsb                  # a paper's study: its task, space and cells
+    python -m rnnbench.search status [storage]                 # a table of the studies in a storage
+    python -m rnnbench.search prepare ... / worker ...         # the two halves, for machines of your own
+
+Running the same command again continues the study: trials that ended are kept, killed ones continue
+from their checkpoints. A mistake on the command line is one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import warnings
+
+import optuna
+
+from rnnbench.errors import ConfigError
+
+
+def error(message) -> None:
+    print(f"rnnbench.search: error: {message}", file=sys.stderr)
+
+
+def quiet_optuna() -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def prepare(argv: list[str]):
+    from rnnbench.search.command import read_command_line
+    from rnnbench.search.study import open_storage, prepare
+
+    search = read_command_line(argv)
+    s = search.cfg.search
+    storage = open_storage(s.storage, search.cfg.results_dir, s.heartbeat_s, s.retries)
+    prepare(search.cfg, search.cells, storage)
+    return search
+
+
+def run(argv: list[str]) -> int:
+    from rnnbench.search.launch import run_pool
+    from rnnbench.search.status import print_status
+    from rnnbench.search.study import storage_url
+    from rnnbench.search.worker import open_studies
+
+    search = prepare(argv)
+    cfg = search.cfg
+    if cfg.search.launcher == "slurm":
+        from rnnbench.search.slurm import submit
+
+        jobs = submit(cfg, search.argv)
+        print(f"submitted {len(jobs)} worker jobs: {', '.join(j.job_id for j in jobs)}")
+        if not cfg.search.slurm.wait:
+            return 0
+        for job in jobs:
+            job.result()
+        code = 0
+    else:
+        studies, storage = open_studies(search)
+        code = run_pool(search, studies, storage)
+    print_status(open_studies(search)[1])
+    print(f"storage: {storage_url(cfg.search.storage, cfg.results_dir)}")
+    return code
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    quiet_optuna()
+    command = argv[0] if argv and argv[0] in ("status", "prepare", "worker") else "run"
+    rest = argv[1:] if command != "run" else argv
+    try:
+        if command == "status":
+            from rnnbench.search.status import print_status
+            from rnnbench.search.study import open_storage
+
+            print_status(open_storage(rest[0] if rest else None, "results"))
+            code = 0
+        elif command == "prepare":
+            prepare(rest)
+            code = 0
+        elif command == "worker":
+            from rnnbench.search.worker import worker_main
+
+            worker_main(rest)
+            code = 0
+        else:
+            code = run(rest)
+    except ConfigError as problem:
+        error(problem)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        error("stopped; trials in progress were saved: run the same command again to continue")
+        sys.exit(128 + signal.SIGINT)
+    except Exception as problem:  # e.g. WorkerStopped: the trial is queued again
+        from rnnbench.search.trial import WorkerStopped
+
+        if not isinstance(problem, WorkerStopped):
+            raise
+        sys.exit(128 + signal.SIGTERM)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Running a search here: worker processes against the prepared studies, and one progress bar.
+
+``search.workers=N`` starts N worker processes (``python -m rnnbench.search worker ...``), each with
+``torch`` threads = cores // N, so that the pool never asks for more threads than there are cores
+(oversubscribed threads slow every step down many times over). On a machine with GPUs each worker sees
+one GPU (``CUDA_VISIBLE_DEVICES``), ``search.workers_per_gpu`` workers per GPU. Workers end with their
+launcher, however it ends: on Linux the kernel kills them when it dies (``PR_SET_PDEATHSIG``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+from tqdm import tqdm
+
+from rnnbench.search.command import Search, threads_per_worker, visible_gpus, worker_count
+from rnnbench.search.study import counts
+
+
+def die_with_parent() -> None:  # runs in the child between fork and exec
+    with contextlib.suppress(OSError):  # not Linux: workers outlive a killed launcher (trials are retried)
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def start_workers(search: Search, workers: int) -> list[subprocess.Popen]:
+    threads = threads_per_worker(search.cfg, workers)
+    gpus = visible_gpus()
+    processes = []
+    for k in range(workers):
+        env = dict(os.environ)
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = gpus[k % len(gpus)]
+        command = [
+            sys.executable,
+            "-m",
+            "rnnbench.search",
+            "worker",
+            *search.argv,
+            f"search.threads={threads}",
+        ]
+        preexec = die_with_parent if sys.platform.startswith("linux") else None
+        processes.append(subprocess.Popen(command, env=env, preexec_fn=preexec))  # noqa: PLW1509
+    return processes
+
+
+def progress(studies: list[optuna.Study]) -> tuple[int, str]:
+    """(trials with an outcome, the best value so far per cell) over the studies."""
+    done, best = 0, []
+    for study in studies:
+        found = counts(study)
+        done += found["complete"] + found["pruned"] + found["failed"]
+        if found["complete"]:
+            best.append(f"{study.user_attrs['cell']} {study.best_value:.4g}")
+    return done, ", ".join(best[:4]) + (" ..." if len(best) > 4 else "")
+
+
+def update(bar: tqdm, studies: list[optuna.Study]) -> None:
+    bar.n, best = progress(studies)
+    bar.set_postfix_str(f"best: {best}" if best else "", refresh=True)
+
+
+def run_pool(search: Search, studies: list[optuna.Study], storage) -> int:
+    """Runs the workers until the queue is empty; returns the exit code."""
+    workers = worker_count(search.cfg)
+    total = search.cfg.search.n_trials * len(studies)
+    name = f"{search.cfg.search.name} on {search.cfg.task.name}"
+    bar = tqdm(total=total, initial=progress(studies)[0], desc=name, unit="trial", dynamic_ncols=True)
+    if workers == 1:  # in this process: no start-up cost, and tests see it directly
+        from rnnbench.search.worker import work
+
+        def on_trial(*_):
+            update(bar, studies)
+
+        try:
+            work(studies, search.configs, storage, threads_per_worker(search.cfg, 1), on_trial)
+        finally:
+            bar.close()
+        return 0
+    processes = start_workers(search, workers)
+    try:
+        while any(p.poll() is None for p in processes):
+            time.sleep(2)
+            update(bar, studies)
+    except KeyboardInterrupt:  # the workers got it too: each saves its trial and queues it again
+        for p in processes:
+            p.wait()
+        raise
+    finally:
+        update(bar, studies)
+        bar.close()
+    failed = [p.returncode for p in processes if p.returncode != 0]
+    return failed[0] if failed else 0

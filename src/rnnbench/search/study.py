@@ -1,0 +1,136 @@
+"""Where a search keeps its studies, and how a study is named, set up and filled with its draws.
+
+One Optuna study per cell (``<search>-<task>-<cell>``, or ``<search.study_name>-<cell>``). The launcher
+(``prepare``) creates the studies and queues their draws as waiting trials, each tagged with its draw
+number; workers only take waiting trials. ``search.n_trials`` is thus the number of draws, and a study
+ends with exactly that many trials that ran to an outcome, however many workers take part and however
+often they are killed: a killed worker's trial is failed by its stale heartbeat and queued again
+(``search.retries`` times), and a draw whose retries ran out is queued again by the next launch.
+
+Storage (``search.storage``): null = SQLite at ``<results_dir>/studies.db``; a path ending in ``.db``
+(SQLite); a path ending in ``.log`` or ``.jsonl`` (Optuna's journal file, for a shared filesystem
+without a database server; it has no heartbeats); any SQLAlchemy URL (``postgresql+psycopg://...``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+from omegaconf import DictConfig
+
+from rnnbench.errors import ConfigError
+from rnnbench.search.space import draws, parse_space
+from rnnbench.tasks import TASKS
+
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+
+
+def storage_url(storage: str | None, results_dir: str) -> str:
+    if storage is None:
+        return f"sqlite:///{Path(results_dir).absolute() / 'studies.db'}"
+    if "://" not in storage and storage.endswith(".db"):
+        return f"sqlite:///{Path(storage).absolute()}"
+    return storage
+
+
+def open_storage(storage: str | None, results_dir: str, heartbeat_s: int = 60, retries: int = 1):
+    """The Optuna storage of ``search.storage``; a bad URL or an unreachable server is one line."""
+    url = storage_url(storage, results_dir)
+    try:
+        if "://" not in url:
+            if not url.endswith((".log", ".jsonl")):
+                raise ConfigError(
+                    f"search.storage={storage!r} is not valid; give a SQLAlchemy URL "
+                    "(sqlite:///..., postgresql+psycopg://...), a .db file or a .log journal"
+                )
+            Path(url).parent.mkdir(parents=True, exist_ok=True)
+            from optuna.storages.journal import JournalFileBackend
+
+            return optuna.storages.JournalStorage(JournalFileBackend(url))
+        if url.startswith("sqlite:///"):
+            Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine,
+            heartbeat_interval=heartbeat_s,
+            grace_period=2 * heartbeat_s,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=retries
+            ),
+        )
+    except ConfigError:
+        raise
+    except Exception as error:  # a bad URL, a missing driver, a server that does not answer
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise ConfigError(f"search.storage={url!r} cannot be opened ({reason})") from None
+
+
+def study_name(cfg: DictConfig, cell: str) -> str:
+    s = cfg.search
+    return f"{s.study_name}-{cell}" if s.study_name else f"{s.name}-{cfg.task.name}-{cell}"
+
+
+def direction(task_name: str) -> str:
+    return "maximize" if TASKS[task_name].higher_is_better else "minimize"
+
+
+def cell_seed(cfg: DictConfig, index: int) -> int:
+    """The sampler seed of the cell at ``index``: one for all cells when paired."""
+    return cfg.search.seed if cfg.search.paired else cfg.search.seed + 1000003 * (index + 1)
+
+
+def prepare(cfg: DictConfig, cells: list[str], storage) -> list[optuna.Study]:
+    """Creates (or reopens) each cell's study and queues the draws it does not hold yet."""
+    distributions = parse_space(cfg.search.space)
+    studies = []
+    for index, cell in enumerate(cells):
+        study = optuna.create_study(storage=storage, study_name=study_name(cfg, cell),
+                                    direction=direction(cfg.task.name), load_if_exists=True)  # fmt: skip
+        task = TASKS[cfg.task.name]
+        attrs = {"task": cfg.task.name, "cell": cell, "search": cfg.search.name,
+                 "headline": f"valid/{task.headline}", "higher_is_better": task.higher_is_better,
+                 "n_trials": cfg.search.n_trials, "paired": cfg.search.paired,
+                 "seed": cell_seed(cfg, index)}  # fmt: skip
+        for key, value in attrs.items():
+            study.set_user_attr(key, value)
+        optuna.storages.fail_stale_trials(study)  # killed workers' trials: failed and queued again
+        held = draws_held(study)
+        for draw, params in enumerate(draws(distributions, cfg.search.n_trials, cell_seed(cfg, index))):
+            if draw not in held:
+                study.enqueue_trial(params, user_attrs={"draw": draw})
+        studies.append(study)
+    return studies
+
+
+def draws_held(study: optuna.Study) -> set[int]:
+    """Draws that are queued, running or ended with an outcome (a killed trial's draw is not held
+    unless its retry is queued)."""
+    held = set()
+    for trial in study.get_trials(deepcopy=False):
+        if "draw" not in trial.user_attrs:
+            continue
+        killed = trial.state == optuna.trial.TrialState.FAIL and "outcome" not in trial.user_attrs
+        if not killed:
+            held.add(trial.user_attrs["draw"])
+    return held
+
+
+def counts(study: optuna.Study) -> dict:
+    """Trials of a study by how they ended (killed workers' trials apart from real failures)."""
+    found = {"complete": 0, "pruned": 0, "failed": 0, "killed": 0, "running": 0, "waiting": 0}
+    for t in study.get_trials(deepcopy=False):
+        state = t.state
+        if state == optuna.trial.TrialState.FAIL:
+            found["failed" if "outcome" in t.user_attrs else "killed"] += 1
+        else:
+            key = {"COMPLETE": "complete", "PRUNED": "pruned", "RUNNING": "running", "WAITING": "waiting"}
+            found[key[state.name]] += 1
+    return found
+
+
+def pruner(cfg: DictConfig) -> optuna.pruners.BasePruner:
+    """``search.pruner``: none (the papers trained every trial to the end) | median | hyperband."""
+    return {"none": optuna.pruners.NopPruner, "median": optuna.pruners.MedianPruner,
+            "hyperband": optuna.pruners.HyperbandPruner}[cfg.search.pruner]()  # fmt: skip
