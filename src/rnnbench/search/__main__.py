@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import signal
 import sys
-import warnings
+from pathlib import Path
 
 import optuna
 
@@ -26,7 +26,17 @@ def error(message) -> None:
 
 def quiet_optuna() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def open_existing(storage: str | None):
+    """The storage ``status`` reads; a file that is not there is an error, not a new empty storage."""
+    from rnnbench.search.study import open_storage, storage_url
+
+    url = storage_url(storage, "results")
+    path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else url if "://" not in url else None
+    if path is not None and not Path(path).is_file():
+        raise ConfigError(f"{path} is not a study storage (no such file); give the storage of a search")
+    return open_storage(storage, "results")
 
 
 def prepare(argv: list[str]):
@@ -74,9 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if command == "status":
             from rnnbench.search.status import print_status
-            from rnnbench.search.study import open_storage
 
-            print_status(open_storage(rest[0] if rest else None, "results"))
+            print_status(open_existing(rest[0] if rest else None))
             code = 0
         elif command == "prepare":
             prepare(rest)

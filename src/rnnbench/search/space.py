@@ -40,7 +40,9 @@ def walk(node, prefix: str, found: dict) -> None:
     if not isinstance(node, dict):
         raise ConfigError(f"search.space.{prefix}={node!r} is not valid; a dimension is "
                           "{low: .., high: .. [, log: true, int: true]} or {choices: [..]}")  # fmt: skip
-    if node.keys() & {"low", "high", "choices"}:
+    if node.keys() & SPEC_KEYS or any(
+        isinstance(v, list) for v in node.values()
+    ):  # a list: misspelled choices
         name, distribution = leaf(prefix, node)
         found[name] = distribution
         return
@@ -55,6 +57,9 @@ def leaf(key: str, spec: dict) -> tuple[str, optuna.distributions.BaseDistributi
         raise ConfigError(f"{where}.{sorted(extra)[0]} is not a search-space key; valid keys: "
                           f"{', '.join(sorted(SPEC_KEYS))}")  # fmt: skip
     name = f"1-{key}" if spec.get("one_minus") else key
+    if not spec.keys() & {"low", "high", "choices"}:
+        raise ConfigError(f"{where} is not valid; a dimension is "
+                          "{low: .., high: .. [, log: true, int: true]} or {choices: [..]}")  # fmt: skip
     if "choices" in spec:
         choices = spec["choices"]
         if not isinstance(choices, list) or not choices or set(spec) - {"choices", "one_minus"}:

@@ -14,6 +14,8 @@ without a database server; it has no heartbeats); any SQLAlchemy URL (``postgres
 
 from __future__ import annotations
 
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
@@ -24,6 +26,20 @@ from rnnbench.search.space import draws, parse_space
 from rnnbench.tasks import TASKS
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+
+
+@contextmanager
+def experimental_api():
+    """Optuna marks its heartbeat and retry API experimental; it is what retries a killed worker's trial."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Trials of killed workers (stale heartbeats): failed, and queued again by the retry callback."""
+    with experimental_api():
+        optuna.storages.fail_stale_trials(study)
 
 
 def storage_url(storage: str | None, results_dir: str) -> str:
@@ -51,15 +67,16 @@ def open_storage(storage: str | None, results_dir: str, heartbeat_s: int = 60, r
         if url.startswith("sqlite:///"):
             Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine,
-            heartbeat_interval=heartbeat_s,
-            grace_period=2 * heartbeat_s,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                max_retry=retries
-            ),
-        )
+        with experimental_api():
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine,
+                heartbeat_interval=heartbeat_s,
+                grace_period=2 * heartbeat_s,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    max_retry=retries
+                ),
+            )
     except ConfigError:
         raise
     except Exception as error:  # a bad URL, a missing driver, a server that does not answer
@@ -95,7 +112,7 @@ def prepare(cfg: DictConfig, cells: list[str], storage) -> list[optuna.Study]:
                  "seed": cell_seed(cfg, index)}  # fmt: skip
         for key, value in attrs.items():
             study.set_user_attr(key, value)
-        optuna.storages.fail_stale_trials(study)  # killed workers' trials: failed and queued again
+        fail_stale_trials(study)  # killed workers' trials: failed and queued again
         held = draws_held(study)
         for draw, params in enumerate(draws(distributions, cfg.search.n_trials, cell_seed(cfg, index))):
             if draw not in held:

@@ -25,6 +25,7 @@ from rnnbench.data import DataError
 from rnnbench.errors import ConfigError
 from rnnbench.runtime import derived_seed
 from rnnbench.search.space import config_values, parse_space, suggest
+from rnnbench.search.study import experimental_api
 
 SUMMARY_ATTRS = ("num_params", "hidden_size", "num_layers", "wall_s", "steps", "epochs", "device", "headline")
 
@@ -125,4 +126,5 @@ def requeue(study: optuna.Study, trial: optuna.Trial) -> None:
     """A stopped trial: failed without an outcome and queued again, to continue from its checkpoint."""
     study.tell(trial, state=optuna.trial.TrialState.FAIL)
     frozen = study.get_trials(deepcopy=False)[trial.number]
-    optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=None)(study, frozen)
+    with experimental_api():
+        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=None)(study, frozen)

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 import optuna
 from omegaconf import DictConfig
 
+from rnnbench.search.study import fail_stale_trials
 from rnnbench.search.trial import run_trial
 
 WAITING, RUNNING = optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING
@@ -26,7 +27,7 @@ def take(studies: list[optuna.Study], storage) -> tuple[int, optuna.Trial, int] 
     when nothing is queued."""
     queued = []
     for index, study in enumerate(studies):
-        optuna.storages.fail_stale_trials(study)
+        fail_stale_trials(study)
         for t in study.get_trials(deepcopy=False, states=(WAITING,)):
             queued.append((t.user_attrs.get("draw", 0), index, t.number))
     for _, index, number in sorted(queued):
