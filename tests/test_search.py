@@ -177,6 +177,18 @@ def test_diverging_and_rejected_configurations_fail_and_the_study_completes(tmp_
     assert {o for _, o in outcomes.values()} == {"rejected", "diverged", "completed"}
 
 
+def test_a_population_search_stores_exactly_n_trials(tmp_path):
+    space = "+search.space.cell.hidden_size={low:8,high:24,int:true}"  # padded members of different sizes
+    assert search(tmp_path, LR, space, "search.n_trials=5", "search.population=3") == 0
+    study = load(tmp_path, "t-arithmetic-lstm")
+    assert counts(study)["complete"] == 5 and len(study.trials) == 5
+    for t in study.trials:
+        summary = json.loads((Path(t.user_attrs["run_dir"]) / "summary.json").read_text())
+        assert (
+            summary["hidden_size"] == t.params["cell.hidden_size"] and t.value == summary["best"]["valid/acc"]
+        )
+
+
 def test_the_pruning_hook_prunes_a_trial_worse_than_the_median():
     from rnnbench.search.trial import pruning_hook
 

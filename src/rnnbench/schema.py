@@ -152,6 +152,7 @@ SCHEMA: dict[str, dict[str, Key] | Key] = {
         "seed": integer(0, 2**31 - 1, runtime=True),
         "paired": Key(bool, runtime=True),
         "pruner": choice("none", "median", "hyperband", runtime=True),
+        "population": integer(1, 1024, runtime=True),
         "retries": integer(0, 100, runtime=True),
         "heartbeat_s": integer(1, 3600, runtime=True),
         "launcher": choice("local", "slurm", runtime=True),

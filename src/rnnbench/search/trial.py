@@ -16,6 +16,7 @@ import copy
 import hashlib
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
@@ -69,29 +70,92 @@ def pruning_hook(trial: optuna.Trial, headline: str, seen: list):
     return on_eval
 
 
-def run_trial(study: optuna.Study, trial: optuna.Trial, base: DictConfig, threads: int | None) -> str:
-    """Trains the trial and tells the study; returns the outcome."""
-    from rnnbench.trainer import train
+@dataclass
+class Setup:
+    """A taken trial, ready to train."""
 
+    trial: optuna.Trial
+    cfg: DictConfig
+    run_dir: Path
+    seen: list  # evaluation steps this attempt saw
+
+
+def set_up(study: optuna.Study, trial: optuna.Trial, base: DictConfig, threads: int | None) -> Setup:
     distributions = parse_space(base.search.space)
     params = {name: suggest(trial, name, dist) for name, dist in distributions.items()}
     seed = trial_seed(trial.user_attrs["draw"], study.user_attrs["seed"])
     run_dir = run_dir_of(base.results_dir, study.study_name, params, seed)
     trial.set_user_attr("seed", seed)
     trial.set_user_attr("run_dir", str(run_dir))
-    seen: list[int] = []
+    return Setup(trial, trial_config(base, params, seed, threads), run_dir, [])
+
+
+def run_trial(study: optuna.Study, trial: optuna.Trial, base: DictConfig, threads: int | None) -> str:
+    """Trains the trial and tells the study; returns the outcome."""
+    from rnnbench.trainer import train
+
+    one = set_up(study, trial, base, threads)
     try:
-        cfg = trial_config(base, params, seed, threads)
-        summary = train(cfg, run_dir, pruning_hook(trial, study.user_attrs["headline"], seen))
-    except DataError:  # this machine lacks the data: another worker may have it
-        requeue(study, trial)
-        raise
-    except ConfigError as problem:
-        return fail(study, trial, "rejected", str(problem))
-    except Exception as problem:  # noqa: BLE001 - one bad trial must not end the study
-        return fail(study, trial, "error", f"{type(problem).__name__}: {str(problem)[:300]}")
-    if seen:
-        trial.set_user_attr("first_eval_step", seen[0])  # > the first evaluation's step when resumed
+        summary = train(one.cfg, one.run_dir, pruning_hook(trial, study.user_attrs["headline"], one.seen))
+    except Exception as problem:
+        return failed(study, one, problem)
+    return record(study, one, summary)
+
+
+def run_population(study: optuna.Study, trials: list[optuna.Trial], base: DictConfig,
+                   threads: int | None) -> list[str]:  # fmt: skip
+    """Trains trials of one study at once as one batched model (``search.population``); trials whose
+    configs the schema rejects fail alone, and trials that cannot share a batch (they differ in more
+    than the values a population allows per member) train one by one."""
+    from rnnbench.population import check_compatible, train_population
+    from rnnbench.schema import validate
+
+    outcomes, ready = [], []
+    for trial in trials:
+        one = set_up(study, trial, base, threads)
+        try:
+            validate(one.cfg)
+        except ConfigError as problem:
+            outcomes.append(failed(study, one, problem))
+            continue
+        ready.append(one)
+    if not ready:
+        return outcomes
+    try:
+        check_compatible([one.cfg for one in ready])
+    except ConfigError:
+        return outcomes + [run_trial(study, one.trial, base, threads) for one in ready]
+    headline = study.user_attrs["headline"]
+    hooks = [pruning_hook(one.trial, headline, one.seen) for one in ready]
+    try:
+        summaries = train_population([one.cfg for one in ready], [one.run_dir for one in ready], hooks)
+    except Exception as problem:
+        return outcomes + [failed(study, one, problem) for one in ready]
+    stopped = None
+    for one, summary in zip(ready, summaries):
+        try:
+            outcomes.append(record(study, one, summary))
+        except WorkerStopped as signal_name:
+            stopped = signal_name  # every member is saved and queued again before the worker stops
+    if stopped is not None:
+        raise stopped
+    return outcomes
+
+
+def failed(study: optuna.Study, one: Setup, problem: Exception) -> str:
+    if isinstance(problem, DataError):  # this machine lacks the data: another worker may have it
+        requeue(study, one.trial)
+        raise problem
+    if isinstance(problem, ConfigError):
+        return fail(study, one.trial, "rejected", str(problem))
+    return fail(study, one.trial, "error", f"{type(problem).__name__}: {str(problem)[:300]}")
+
+
+def record(study: optuna.Study, one: Setup, summary: dict) -> str:
+    """Tells the study how the trial's run ended; returns the outcome."""
+    trial = one.trial
+    if one.seen:
+        trial.set_user_attr("first_eval_step", one.seen[0])  # > the first evaluation's step when resumed
     for key in SUMMARY_ATTRS:
         trial.set_user_attr(key, summary.get(key))
     trial.set_user_attr("valid", summary["best"])

@@ -17,20 +17,23 @@ import optuna
 from omegaconf import DictConfig
 
 from rnnbench.search.study import fail_stale_trials
-from rnnbench.search.trial import run_trial
+from rnnbench.search.trial import run_population, run_trial
 
 WAITING, RUNNING = optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING
 
 
-def take(studies: list[optuna.Study], storage) -> tuple[int, optuna.Trial, int] | None:
-    """(index of the study, its trial now RUNNING for this worker, the trial's storage id), or None
-    when nothing is queued."""
+def take(studies: list[optuna.Study], storage, count: int = 1) -> tuple[int, list, list[int]] | None:
+    """(index of a study, up to ``count`` of its queued trials now RUNNING for this worker, their storage
+    ids), or None when nothing is queued."""
     queued = []
     for index, study in enumerate(studies):
         fail_stale_trials(study)
         for t in study.get_trials(deepcopy=False, states=(WAITING,)):
             queued.append((t.user_attrs.get("draw", 0), index, t.number))
+    chosen, trials, ids = None, [], []
     for _, index, number in sorted(queued):
+        if chosen is not None and index != chosen:
+            continue  # a population trains one cell
         study = studies[index]
         study_id = storage.get_study_id_from_name(study.study_name)
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
@@ -39,22 +42,31 @@ def take(studies: list[optuna.Study], storage) -> tuple[int, optuna.Trial, int] 
         except optuna.exceptions.UpdateFinishedTrialError:
             taken = False  # another worker took it and has already finished it
         if taken:
-            return index, optuna.Trial(study, trial_id), trial_id
-    return None
+            chosen = index
+            trials.append(optuna.Trial(study, trial_id))
+            ids.append(trial_id)
+            if len(trials) == count:
+                break
+    return (chosen, trials, ids) if trials else None
 
 
 @contextmanager
-def heartbeat(storage, trial_id: int, every_s: float):
-    """Records the trial's heartbeat now and every ``every_s`` seconds until the block ends."""
+def heartbeat(storage, trial_ids: list[int], every_s: float):
+    """Records the trials' heartbeats now and every ``every_s`` seconds until the block ends."""
     if not hasattr(storage, "record_heartbeat"):  # a journal file has no heartbeats
         yield
         return
-    storage.record_heartbeat(trial_id)
+
+    def beat_all():
+        for trial_id in trial_ids:
+            storage.record_heartbeat(trial_id)
+
+    beat_all()
     done = threading.Event()
 
     def beat():
         while not done.wait(every_s):
-            storage.record_heartbeat(trial_id)
+            beat_all()
 
     thread = threading.Thread(target=beat, daemon=True)
     thread.start()
@@ -68,14 +80,17 @@ def heartbeat(storage, trial_id: int, every_s: float):
 def work(studies: list[optuna.Study], configs: list[DictConfig], storage, threads: int | None,
          on_trial=None) -> int:  # fmt: skip
     """Trains queued trials until none is left; returns how many this worker trained."""
-    trained = 0
-    while (taken := take(studies, storage)) is not None:
-        index, trial, trial_id = taken
-        with heartbeat(storage, trial_id, configs[index].search.heartbeat_s):
-            outcome = run_trial(studies[index], trial, configs[index], threads)
-        trained += 1
+    trained, population = 0, configs[0].search.population
+    while (taken := take(studies, storage, population)) is not None:
+        index, trials, ids = taken
+        with heartbeat(storage, ids, configs[index].search.heartbeat_s):
+            if population == 1:
+                run_trial(studies[index], trials[0], configs[index], threads)
+            else:
+                run_population(studies[index], trials, configs[index], threads)
+        trained += len(trials)
         if on_trial is not None:
-            on_trial(studies[index], trial, outcome)
+            on_trial()
     return trained
 
 
