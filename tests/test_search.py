@@ -215,7 +215,7 @@ def test_two_workers_on_one_sqlite_study_reach_exactly_n_trials(tmp_path):
 
 
 def test_a_killed_worker_s_trial_is_retried_from_its_checkpoint(tmp_path):
-    long = ["trainer.max_steps=400", "trainer.eval_every=20", "search.heartbeat_s=1", "search.n_trials=2"]
+    long = ["trainer.max_steps=200", "trainer.eval_every=20", "search.heartbeat_s=1", "search.n_trials=2"]
     assert search(tmp_path, LR, *long, command="prepare") == 0
     worker = spawn(tmp_path, LR, *long, command="worker")
     deadline = time.time() + 120
@@ -237,7 +237,7 @@ def test_a_killed_worker_s_trial_is_retried_from_its_checkpoint(tmp_path):
     retry = next(t for t in completed if t.user_attrs["draw"] == killed.user_attrs["draw"])
     assert retry.user_attrs["run_dir"] == killed.user_attrs["run_dir"]
     assert retry.user_attrs["first_eval_step"] > 20  # it went on from the killed trial's checkpoint
-    assert retry.user_attrs["steps"] == 400
+    assert retry.user_attrs["steps"] == 200
 
 
 def test_gpu_box_script_runs_a_worker_per_gpu(tmp_path):
@@ -266,6 +266,29 @@ def test_status_of_a_missing_storage_is_one_line(tmp_path, capsys):
         .err.strip()
         .endswith("none.db is not a study storage (no such file); give the storage of a search")
     )
+
+
+def test_sigterm_to_the_launcher_saves_every_trial_and_a_restart_completes_them(tmp_path):
+    long = ["trainer.max_steps=300", "trainer.eval_every=20", "search.n_trials=3", "search.workers=2"]
+    pool = spawn(tmp_path, LR, *long)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(tmp_path.glob("studies/*/trial-*/metrics.jsonl")):
+        time.sleep(0.05)
+    time.sleep(1)
+    pool.send_signal(signal.SIGTERM)
+    out, _ = pool.communicate(timeout=120)
+    assert pool.returncode == 128 + signal.SIGTERM, out
+    assert "stopped (SIGTERM); trials in progress were saved" in out
+    study = load(tmp_path, "t-arithmetic-lstm")
+    assert counts(study)["running"] == 0
+    stopped = {t.user_attrs["draw"] for t in study.get_trials(states=(optuna.trial.TrialState.FAIL,))}
+    queued = {t.user_attrs["draw"] for t in study.get_trials(states=(optuna.trial.TrialState.WAITING,))}
+    assert stopped and stopped <= queued  # every stopped trial is queued again
+    assert search(tmp_path, LR, *long[:3]) == 0  # one worker finishes the study
+    study = load(tmp_path, "t-arithmetic-lstm")
+    assert sorted(
+        t.user_attrs["draw"] for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    ) == [0, 1, 2]
 
 
 def test_a_journal_file_holds_a_study(tmp_path):

@@ -18,6 +18,7 @@ from pathlib import Path
 import optuna
 
 from rnnbench.errors import ConfigError
+from rnnbench.search.trial import WorkerStopped
 
 
 def error(message) -> None:
@@ -100,15 +101,10 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as problem:
         error(problem)
         sys.exit(2)
-    except KeyboardInterrupt:
-        error("stopped; trials in progress were saved: run the same command again to continue")
-        sys.exit(128 + signal.SIGINT)
-    except Exception as problem:  # e.g. WorkerStopped: the trial is queued again
-        from rnnbench.search.trial import WorkerStopped
-
-        if not isinstance(problem, WorkerStopped):
-            raise
-        sys.exit(128 + signal.SIGTERM)
+    except (KeyboardInterrupt, WorkerStopped) as stop:  # trials in progress were saved and queued again
+        name = str(stop) if isinstance(stop, WorkerStopped) else "SIGINT"
+        error(f"stopped ({name}); trials in progress were saved: run the same command again to continue")
+        sys.exit(128 + getattr(signal.Signals, name, signal.SIGINT).value)
     sys.exit(code)
 
 

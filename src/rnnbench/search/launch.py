@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from rnnbench.search.command import Search, threads_per_worker, visible_gpus, worker_count
 from rnnbench.search.study import counts
+from rnnbench.search.trial import WorkerStopped
 
 
 def die_with_parent() -> None:  # runs in the child between fork and exec
@@ -84,16 +85,29 @@ def run_pool(search: Search, studies: list[optuna.Study], storage) -> int:
             bar.close()
         return 0
     processes = start_workers(search, workers)
+    terminated = []
+
+    def forward(signum, frame):  # e.g. a scheduler's SIGTERM: each worker saves its trial and queues it
+        terminated.append(signum)
+        for p in processes:
+            p.send_signal(signum)
+
+    previous, shown = signal.signal(signal.SIGTERM, forward), time.monotonic()
     try:
         while any(p.poll() is None for p in processes):
-            time.sleep(2)
-            update(bar, studies)
-    except KeyboardInterrupt:  # the workers got it too: each saves its trial and queues it again
+            time.sleep(0.5)
+            if time.monotonic() - shown > 5:  # the storage is asked every few seconds, not every moment
+                update(bar, studies)
+                shown = time.monotonic()
+    except KeyboardInterrupt:  # Ctrl-C reached the workers too: each saves its trial and queues it
         for p in processes:
             p.wait()
         raise
     finally:
+        signal.signal(signal.SIGTERM, previous)
         update(bar, studies)
         bar.close()
+    if terminated:
+        raise WorkerStopped("SIGTERM")
     failed = [p.returncode for p in processes if p.returncode != 0]
     return failed[0] if failed else 0
