@@ -67,6 +67,10 @@ def fmt_span(low, high, digits: int = 4) -> str:
     return fmt(low, digits) if low == high else f"{fmt(low, digits)}–{fmt(high, digits)}"
 
 
+def text_or_dash(value) -> str:
+    return value if isinstance(value, str) and value else "–"
+
+
 def cell_name(row) -> str:
     return f"{row['cell']} {FLAG}" if row["few_trials"] else row["cell"]
 
@@ -85,7 +89,10 @@ def jozefowicz_display(table: pd.DataFrame) -> pd.DataFrame:
             line["cell"] = f"{row['cell']} {FLAG}"
         value = fmt(row["value"])
         line[f"{row['task']} ({row['metric']})"] = f"**{value}**" if row["best"] else value
-        paper = f"{row['paper']} {SHORT_SOURCE.get(row['paper_source'], '')}".strip() if row["paper"] else "–"
+        paper = row["paper"]
+        paper = (
+            f"{paper} {SHORT_SOURCE.get(row['paper_source'], '')}".strip() if isinstance(paper, str) else "–"
+        )
         line[f"{row['task']} paper"] = paper
         line[f"{row['task']} Δ"] = fmt(row["difference"], 3)
     frame = pd.DataFrame(list(wide.values())).fillna("")
@@ -108,8 +115,8 @@ def greff_display(table: pd.DataFrame, task: str) -> pd.DataFrame:
                 "median (top)": fmt(row["median_top"]),
                 "p (top)": fmt_p(row["p_top"]),
                 "best": fmt(row["best"]),
-                "paper (top)": row["paper_top"] or "–",
-                "paper (all)": row["paper_all"] or "–",
+                "paper (top)": text_or_dash(row["paper_top"]),
+                "paper (all)": text_or_dash(row["paper_all"]),
             }
         )
     frame = pd.DataFrame(rows)
@@ -250,8 +257,9 @@ def build(trials, jozefowicz, greff, facts, fanova, figures: set, options: dict)
             "per trial and in total, devices."
         ),
         Table(facts_display(facts), "table-run-facts.csv"),
-        Heading("Published numbers for these tasks"),
-        Table(published_display(tasks)),
+        Heading("Published numbers for these tasks and cells"),
+        Table(published_display(tasks, set(frame["cell"]))),
+        Text(sources_text(p.source for p in paper_results.for_tasks(tasks))),
     ]
     return blocks
 
@@ -262,19 +270,21 @@ def importance_display(fanova: pd.DataFrame) -> pd.DataFrame:
     return wide.map(lambda v: fmt(v, 2) if isinstance(v, float) else str(v))
 
 
-def published_display(tasks) -> pd.DataFrame:
-    rows = [
-        {
-            "task": v.task,
-            "cell": v.cell,
-            "metric": v.metric,
-            "value": v.text,
-            "setting": v.setting,
-            "source": v.source,
-        }
-        for v in paper_results.for_tasks(tasks)
-    ]
-    return pd.DataFrame(rows, columns=["task", "cell", "metric", "value", "setting", "source"])
+def published_display(tasks, cells) -> pd.DataFrame:
+    """One row per published number; cells that share a number (Greff et al.'s ranges) share a row."""
+    rows = {}
+    for v in paper_results.for_tasks(tasks):
+        if v.cell in cells:
+            key = (v.task, v.metric, v.text, v.setting, v.source)
+            rows.setdefault(key, []).append(v.cell)
+    columns = ["task", "cells", "metric", "value", "setting", "source"]
+    return pd.DataFrame(
+        [
+            (task, ", ".join(names), metric, text, setting, SHORT_SOURCE.get(source, source))
+            for (task, metric, text, setting, source), names in rows.items()
+        ],
+        columns=columns,
+    )
 
 
 def sources_text(sources) -> str:

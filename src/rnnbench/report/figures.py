@@ -21,6 +21,7 @@ matplotlib.use("Agg")  # files only, no display; set before anything draws
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from rnnbench.report.importance import varying_params  # noqa: E402
 from rnnbench.report.load import read_curve  # noqa: E402
@@ -53,6 +54,23 @@ def save(fig: Figure, out: Path, name: str) -> list[Path]:
 def new_figure(width: float, height: float) -> Figure:
     matplotlib.rcParams.update(STYLE)
     return Figure(figsize=(width, height), layout="constrained")
+
+
+def legend(fig: Figure, ax) -> None:
+    """One legend for the figure, outside the axes so that it hides no point."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, title="cell", loc="outside right upper")
+
+
+def log_axis(ax, values) -> None:
+    """Log x axis; over less than three decades the ticks are plain numbers at 1, 2, 5 x 10^k."""
+    ax.set_xscale("log")
+    values = [v for v in values if v > 0]
+    if values and max(values) / min(values) < 1e3:
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def value_label(trials: pd.DataFrame, split: str = "test") -> str:
@@ -105,7 +123,7 @@ def importance(table: pd.DataFrame, task: str) -> Figure:
     ax.set_xlabel("fraction of the test value's variance explained (main effect)")
     ax.set_title(f"{task}: hyperparameter importance (fANOVA)")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(title="cell", loc="lower right")
+    legend(fig, ax)
     return fig
 
 
@@ -120,12 +138,12 @@ def marginals(frame: pd.DataFrame, task: str, scales: dict) -> Figure | None:
     axes = np.atleast_2d(fig.subplots(len(params), 2, squeeze=False))
     for row, name in enumerate(params):
         categorical = scales.get(name) == "categorical"
-        choices = sorted({repr(p[name]) for p in good["params"]})
+        choices = sorted({str(p[name]) for p in good["params"]})
         for cell in cells:
             part = good[good["cell"] == cell]
             x = [p[name] for p in part["params"]]
             if categorical:
-                x = [choices.index(repr(v)) for v in x]
+                x = [choices.index(str(v)) for v in x]
             for ax, y in zip(axes[row], (part["test"], part["wall_s"])):
                 ax.scatter(x, y, s=14, alpha=0.75, color=colour[cell], label=cell)
         for ax, ylabel in zip(axes[row], (value_label(good), "training time per trial (s)")):
@@ -133,12 +151,12 @@ def marginals(frame: pd.DataFrame, task: str, scales: dict) -> Figure | None:
             ax.set_xlabel(name + (" (log scale)" if scales.get(name) == "log" else ""))
             ax.grid(alpha=0.3)
             if scales.get(name) == "log":
-                ax.set_xscale("log")
+                log_axis(ax, [p[name] for p in good["params"]])
             if categorical:
                 ax.set_xticks(range(len(choices)), choices)
     axes[0, 0].set_title(f"{task}: test value against each hyperparameter")
     axes[0, 1].set_title(f"{task}: training time")
-    axes[0, 1].legend(title="cell", loc="upper right")
+    legend(fig, axes[0, 0])
     return fig
 
 
@@ -168,7 +186,7 @@ def curves(frame: pd.DataFrame, task: str) -> Figure | None:
     axes[1].set_title(f"{task}: the same runs against time")
     for ax in axes:
         ax.grid(alpha=0.3)
-    axes[1].legend(title="cell", loc="best")
+    legend(fig, axes[0])
     return fig
 
 
@@ -185,7 +203,7 @@ def heatmap(table: pd.DataFrame) -> Figure | None:
                 normalised[i, j] = v / best if part["higher_is_better"].iloc[0] else best / v
     if np.isnan(normalised).all():
         return None
-    fig = new_figure(1.8 + 1.3 * len(tasks), 1.2 + 0.42 * len(cells))
+    fig = new_figure(max(5.5, 2.5 + 1.3 * len(tasks)), 1.4 + 0.42 * len(cells))
     ax = fig.subplots()
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.85")  # grey: no value
     image = ax.imshow(np.ma.masked_invalid(normalised), cmap=cmap, aspect="auto", vmax=1)
@@ -199,6 +217,6 @@ def heatmap(table: pd.DataFrame) -> Figure | None:
     units = [table[table["task"] == t]["metric"].iloc[0] for t in tasks]
     ax.set_xticks(range(len(tasks)), [f"{t}\n({u})" for t, u in zip(tasks, units)])
     ax.set_yticks(range(len(cells)), cells)
-    ax.set_title("validation-selected test value, shaded relative to each task's best cell")
-    fig.colorbar(image, ax=ax, label="value / best (lower is better: best / value); 1 = best")
+    ax.set_title("test value of each cell's best trial (by validation)")
+    fig.colorbar(image, ax=ax, label="relative to the task's best cell (1 = best)")
     return fig

@@ -19,9 +19,9 @@ body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; max
 h1 { border-bottom: 2px solid #444; padding-bottom: .2em; }
 h2 { border-bottom: 1px solid #bbb; padding-bottom: .15em; margin-top: 2em; }
 table { border-collapse: collapse; margin: .8em 0; font-size: 13px; }
-th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; white-space: nowrap; }
+th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: left; white-space: nowrap; }
+td.num { text-align: right; }
 th { background: #f0f0f0; }
-td:first-child, th:first-child { text-align: left; }
 tr:nth-child(even) td { background: #fafafa; }
 .scroll { overflow-x: auto; }
 figure { margin: 1em 0; }
@@ -40,8 +40,8 @@ def markdown(blocks: list) -> str:
         elif isinstance(block, Text):
             lines += [block.text, ""]
         elif isinstance(block, Table):
-            lines += markdown_table(block.frame)
-            lines += [f"(CSV: [{block.csv}]({block.csv}))", ""] if block.csv else [""]
+            lines += [*markdown_table(block.frame), ""]
+            lines += [f"(full numbers: [{block.csv}]({block.csv}))", ""] if block.csv else []
         elif isinstance(block, Image):
             lines += [
                 f"![{block.caption}]({block.stem}.png)",
@@ -60,9 +60,15 @@ def markdown_cell(value) -> str:
 
 def markdown_table(frame) -> list[str]:
     header = "| " + " | ".join(markdown_cell(c) for c in frame.columns) + " |"
-    rule = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(frame.columns))) + "|"
+    rule = "|" + "|".join("---:" if numeric(frame[c]) else "---" for c in frame.columns) + "|"
     rows = ["| " + " | ".join(markdown_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return [header, rule, *rows]
+
+
+def numeric(column) -> bool:
+    """A column of numbers (right-aligned): most of its cells begin like a number."""
+    starts = [str(v).lstrip("*")[:1] for v in column]
+    return sum(c.isdigit() or c in "-–" for c in starts) > len(starts) / 2
 
 
 def inline(text: str) -> str:
