@@ -164,14 +164,20 @@ def make_study(storage, results: Path, cell: str, trials, extra=()):
         }
         study.add_trial(create_trial(value=valid, params=params(draw), distributions=SPACE, user_attrs=attrs))
     for state, attrs in extra:
-        study.add_trial(create_trial(state=state, params=params(99), distributions=SPACE, user_attrs=attrs))
+        if state == TrialState.WAITING:  # a queued draw, as the search leaves it
+            study.enqueue_trial(params(98), user_attrs=attrs)
+        else:
+            study.add_trial(
+                create_trial(state=state, params=params(99), distributions=SPACE, user_attrs=attrs)
+            )
     return study
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> Path:
-    """A results folder: studies.db with three JSB studies (greff_v also has a diverged, a killed and a
-    pruned trial, with misleading test values that statistics must ignore) and arithmetic plain runs."""
+    """A results folder: studies.db with three JSB studies (greff_v also has a diverged, a killed, a
+    pruned and a queued trial, with misleading test values that statistics must ignore) and arithmetic
+    plain runs."""
     results = tmp_path_factory.mktemp("results")
     storage = f"sqlite:///{results / 'studies.db'}"
     bogus = {"test": {"test/nll": 0.001}, "valid": {"valid/nll": 0.001}, "wall_s": 5.0}
@@ -184,6 +190,7 @@ def results(tmp_path_factory) -> Path:
             (TrialState.FAIL, {**bogus, "outcome": "diverged", "draw": 90}),
             (TrialState.FAIL, {"draw": 91, "seed": 0}),  # a killed worker: no outcome
             (TrialState.PRUNED, {**bogus, "outcome": "pruned", "draw": 92}),
+            (TrialState.WAITING, {"draw": 93}),
         ],
     )
     make_study(storage, results, "nfg", JSB["nfg"])
@@ -217,7 +224,7 @@ def by_validation(pairs, lower_is_better=True):
 
 def test_every_trial_is_read_once(results):
     frame = load([str(results)]).frame
-    assert len(frame) == sum(map(len, JSB.values())) + 3 + sum(map(len, ARITHMETIC.values()))
+    assert len(frame) == sum(map(len, JSB.values())) + 4 + sum(map(len, ARITHMETIC.values()))
     assert frame["run_dir"].dropna().map(lambda d: Path(d).resolve()).is_unique
     assert set(frame[frame["task"] == "jsb"]["study"]) == {
         "greff-jsb-greff_v",
@@ -274,7 +281,8 @@ def test_best_ten_percent_is_chosen_by_validation_not_test(report):
 def test_failed_trials_are_counted_but_not_averaged(report):
     facts = pd.read_csv(report / "table-run-facts.csv").set_index(["task", "cell"])
     v = facts.loc[("jsb", "greff_v")]
-    assert (v["trials"], v["complete"], v["diverged"], v["failed"], v["pruned"]) == (15, 12, 1, 1, 1)
+    counts = ("trials", "complete", "diverged", "failed", "killed", "pruned", "incomplete", "waiting")
+    assert tuple(v[list(counts)]) == (15, 12, 1, 0, 1, 1, 0, 1)
     assert facts.loc[("arithmetic", "lstm"), "diverged"] == 1
     assert facts.loc[("arithmetic", "gru"), "pruned"] == 1
     greff = pd.read_csv(report / "table-greff.csv").set_index(["task", "cell"])

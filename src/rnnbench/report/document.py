@@ -135,7 +135,9 @@ def facts_display(facts: pd.DataFrame) -> pd.DataFrame:
                 "pruned": str(row["pruned"]),
                 "diverged": str(row["diverged"]),
                 "failed": str(row["failed"]),
+                "killed": str(row["killed"]),
                 "incomplete": str(row["incomplete"]),
+                "waiting": str(row["waiting"]),
                 "parameters": fmt_span(row["params_min"], row["params_max"], 6),
                 "hidden size": fmt_span(row["hidden_min"], row["hidden_max"], 6),
                 "layers": row["layers"] or "–",
@@ -153,12 +155,15 @@ def build(trials, jozefowicz, greff, facts, fanova, figures: set, options: dict)
     baseline, min_trials, fraction = options["baseline"], options["min_trials"], options["fraction"]
     sources = sorted(frame["source"].unique())
     counts = frame["state"].value_counts()
+    started = len(frame) - counts.get("waiting", 0)
     blocks: list = [
         Heading("rnnbench report", 1),
         Text(
-            f"{len(frame)} trials of {frame['cell'].nunique()} cells on {len(tasks)} tasks "
+            f"{started} trials of {frame['cell'].nunique()} cells on {len(tasks)} tasks "
             f"({', '.join(tasks)}), read from {', '.join(sources)}. "
-            + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("complete", "pruned", "failed", "incomplete"))
+            + ", ".join(
+                f"{counts.get(s, 0)} {s}" for s in ("complete", "pruned", "failed", "incomplete", "waiting")
+            )
             + ". Statistics use complete trials only; the others are counted in the run facts."
         ),
         Text(
@@ -252,9 +257,10 @@ def build(trials, jozefowicz, greff, facts, fanova, figures: set, options: dict)
     blocks += [
         Heading("Run facts"),
         Text(
-            "Trials by outcome (diverged runs apart from other failures: rejected configurations, errors, "
-            "killed workers; incomplete = still running or interrupted), model sizes as built, wall time "
-            "per trial and in total, devices."
+            "Trials by outcome: `trials` = those that started; `diverged` apart from other failures "
+            "(`failed`: rejected configurations and errors); `killed`: a worker stopped or lost, the search "
+            "queues the draw again; `incomplete`: still running or interrupted; `waiting`: queued draws not "
+            "started. Model sizes as built, wall time per trial and in total, devices."
         ),
         Table(facts_display(facts), "table-run-facts.csv"),
         Heading("Published numbers for these tasks and cells"),

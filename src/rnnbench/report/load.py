@@ -12,9 +12,10 @@ Columns of ``Trials.frame``:
 * ``source``, ``study``, ``search``, ``trial``: where the trial comes from (``study`` is None for
   plain runs);
 * ``task``, ``cell``: from the summary or the study's user attributes;
-* ``state``: ``complete``, ``pruned``, ``failed`` or ``incomplete`` (running, interrupted);
-* ``outcome``: ``completed``, ``pruned``, ``diverged``, ``rejected``, ``error``, ``killed``,
-  ``interrupted`` or ``running``;
+* ``state``: ``complete``, ``pruned``, ``failed``, ``incomplete`` (running, interrupted) or ``waiting``
+  (a queued draw that has not started);
+* ``outcome``: ``completed``, ``pruned``, ``diverged``, ``rejected``, ``error``, ``killed`` (a worker
+  stopped or lost; the search queues the draw again), ``interrupted``, ``running`` or ``waiting``;
 * ``headline``, ``headline_higher``: the validation metric that selects (e.g. ``valid/ppl``), its direction;
 * ``valid``: the best validation headline value, the selection key;
 * ``metric``, ``metric_label``, ``higher_is_better``: the metric shown (``rnnbench.report.units``);
@@ -49,7 +50,6 @@ SEARCH_KEYS = (
     "model.init_scale",
     "model.param_budget",
 )
-STATES = ("complete", "pruned", "failed", "incomplete")
 JOURNAL_SUFFIXES = (".log", ".jsonl")
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
@@ -201,12 +201,18 @@ def study_trial_row(study, trial, source: str) -> dict:
         TrialState.COMPLETE: "complete",
         TrialState.PRUNED: "pruned",
         TrialState.FAIL: "failed",
+        TrialState.WAITING: "waiting",
     }.get(trial.state, "incomplete")
     outcome = user.get("outcome")
     if state == "failed" and outcome not in ("diverged", "rejected", "error"):
         outcome = "killed"  # a FAIL without an outcome is a killed worker's trial
     elif outcome is None:
-        outcome = {"complete": "completed", "pruned": "pruned", "incomplete": "running"}[state]
+        outcome = {
+            "complete": "completed",
+            "pruned": "pruned",
+            "incomplete": "running",
+            "waiting": "waiting",
+        }[state]
     valid = (
         trial.value
         if state == "complete" and trial.value is not None

@@ -5,7 +5,9 @@ writers format them) so that the CSV files hold full precision.
   value, the difference and the best cell of each task (Jozefowicz et al. 2015, their search tables).
 * ``greff``: mean, median over all complete trials and over the best 10% by validation; the
   validation-selected best; Welch's t-test of both samples against a baseline cell (Greff et al. 2017).
-* ``run_facts``: sizes, trial counts by outcome, wall time, devices.
+* ``run_facts``: sizes, trial counts by outcome, wall time, devices. ``trials`` counts those that
+  started; ``killed`` ones (a worker stopped or lost) are queued again by the search, so their draw
+  usually appears a second time.
 """
 
 from __future__ import annotations
@@ -128,18 +130,20 @@ def greff(frame: pd.DataFrame, baseline: str, min_trials: int, fraction: float) 
 def run_facts(frame: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for task, cell, trials in groups(frame):
-        outcome = trials["outcome"]
+        state, outcome = trials["state"], trials["outcome"]
         ran = trials["wall_s"].dropna()
         rows.append(
             {
                 "task": task,
                 "cell": cell,
-                "trials": len(trials),
-                "complete": int((trials["state"] == "complete").sum()),
-                "pruned": int((trials["state"] == "pruned").sum()),
+                "trials": int((state != "waiting").sum()),
+                "complete": int((state == "complete").sum()),
+                "pruned": int((state == "pruned").sum()),
                 "diverged": int((outcome == "diverged").sum()),
-                "failed": int(((trials["state"] == "failed") & (outcome != "diverged")).sum()),
-                "incomplete": int((trials["state"] == "incomplete").sum()),
+                "failed": int(outcome.isin(["rejected", "error"]).sum()),
+                "killed": int((outcome == "killed").sum()),
+                "incomplete": int((state == "incomplete").sum()),
+                "waiting": int((state == "waiting").sum()),
                 "params_min": trials["num_params"].min(),
                 "params_max": trials["num_params"].max(),
                 "hidden_min": trials["hidden_size"].min(),
