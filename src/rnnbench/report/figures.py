@@ -73,6 +73,28 @@ def log_axis(ax, values) -> None:
         ax.xaxis.set_minor_formatter(NullFormatter())
 
 
+def x_axis(axes, name: str, values: list, scale: str):
+    """Sets up the x axes of one hyperparameter; returns where a value goes on them. A categorical
+    parameter with numeric choices (the Jozefowicz grids) is placed at its values, on a log axis when
+    they span a factor of 10, with a tick at each choice; other choices are placed in order."""
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+    choices = sorted(set(values)) if numeric else sorted({str(v) for v in values})
+    log = scale == "log" or (
+        scale == "categorical" and numeric and min(choices) > 0 and max(choices) / min(choices) >= 10
+    )
+    for ax in axes:
+        ax.set_xlabel(name + (" (log scale)" if log else ""))
+        if log:
+            log_axis(ax, values)
+        if scale == "categorical":
+            ticks = choices if numeric else range(len(choices))
+            ax.set_xticks(ticks, [f"{c:g}" if numeric else c for c in choices])
+            ax.xaxis.set_minor_formatter(NullFormatter())
+    if numeric:
+        return lambda v: v
+    return lambda v: choices.index(str(v))
+
+
 def value_label(trials: pd.DataFrame, split: str = "test") -> str:
     return f"{split} {trials['metric_label'].iloc[0]}"
 
@@ -137,23 +159,16 @@ def marginals(frame: pd.DataFrame, task: str, scales: dict) -> Figure | None:
     fig = new_figure(10, 0.6 + 2.4 * len(params))
     axes = np.atleast_2d(fig.subplots(len(params), 2, squeeze=False))
     for row, name in enumerate(params):
-        categorical = scales.get(name) == "categorical"
-        choices = sorted({str(p[name]) for p in good["params"]})
+        values = [p[name] for p in good["params"]]
+        position = x_axis(axes[row], name, values, scales.get(name, "linear"))
         for cell in cells:
             part = good[good["cell"] == cell]
-            x = [p[name] for p in part["params"]]
-            if categorical:
-                x = [choices.index(str(v)) for v in x]
+            x = [position(p[name]) for p in part["params"]]
             for ax, y in zip(axes[row], (part["test"], part["wall_s"])):
                 ax.scatter(x, y, s=14, alpha=0.75, color=colour[cell], label=cell)
         for ax, ylabel in zip(axes[row], (value_label(good), "training time per trial (s)")):
             ax.set_ylabel(ylabel)
-            ax.set_xlabel(name + (" (log scale)" if scales.get(name) == "log" else ""))
             ax.grid(alpha=0.3)
-            if scales.get(name) == "log":
-                log_axis(ax, [p[name] for p in good["params"]])
-            if categorical:
-                ax.set_xticks(range(len(choices)), choices)
     axes[0, 0].set_title(f"{task}: test value against each hyperparameter")
     axes[0, 1].set_title(f"{task}: training time")
     legend(fig, axes[0, 0])
