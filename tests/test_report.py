@@ -126,7 +126,9 @@ def write_run(run_dir: Path, task, cell, headline, higher, valid, test, status, 
         "wall_s": 6.0,
     }
     (run_dir / "summary.json").write_text(json.dumps(summary))
-    (run_dir / "config.yaml").write_text(f"cell:\n  name: {cell}\n  hidden_size: 32\ntrainer:\n  lr: {lr}\n")
+    (run_dir / "config.yaml").write_text(
+        f"cell:\n  name: {cell}\n  hidden_size: 32\ntask:\n  name: {task}\ntrainer:\n  lr: {lr}\n"
+    )
 
 
 def make_study(storage, results: Path, cell: str, trials, extra=()):
@@ -366,3 +368,33 @@ def test_the_command_line_runs_and_fails_in_one_line(tmp_path):
         f"rnnbench.report: error: sqlite:///{tmp_path}/none.db: no such file"
     ]
     assert not (tmp_path / "none.db").exists()  # nothing created in the inputs
+
+
+def test_a_search_with_nothing_complete_yet_is_reported(tmp_path):
+    runs = tmp_path / "results" / "runs" / "arithmetic"
+    write_run(runs / "lstm" / "a", "arithmetic", "lstm", "valid/acc", True, None, None, "diverged")
+    write_run(runs / "gru" / "b", "arithmetic", "gru", "valid/acc", True, 0.3, None, "interrupted")
+    (runs / "gru" / "b" / "summary.json").unlink()  # still running: metrics and config only
+    make_report([str(tmp_path / "results")], tmp_path / "out")
+    facts = pd.read_csv(tmp_path / "out" / "table-run-facts.csv").set_index("cell")
+    assert (facts.loc["lstm", "diverged"], facts.loc["gru", "incomplete"]) == (1, 1)
+    table = pd.read_csv(tmp_path / "out" / "table-jozefowicz.csv").set_index("cell")
+    assert table["few_trials"].all() and table["value"].isna().all()
+    assert "lstm †" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_ptb_is_shown_as_one_over_perplexity_and_selected_by_perplexity():
+    from rnnbench.report.units import read_value, report_metric
+
+    metric = report_metric("ptb", "valid/ppl", False)
+    assert (metric.name, metric.higher_is_better) == ("score", True)
+    assert read_value({"test/ppl": 80.0}, "test", metric) == 1 / 80.0
+    assert read_value({"test/ppl": 80.0, "test/score": 0.0125}, "test", metric) == 0.0125
+    assert report_metric("jsb", "valid/nll", False).name == "nll"
+
+
+def test_reading_a_report_never_imports_the_trainer():
+    code = "import sys, rnnbench.report.__main__; print('rnnbench.trainer' in sys.modules)"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr

@@ -210,7 +210,9 @@ def build(trials, jozefowicz, greff, facts, fanova, figures: set, options: dict)
                 Text(f"No trials of the baseline cell `{baseline}` on {task}: choose one with --baseline.")
             )
         blocks.append(Table(greff_display(greff, task), "table-greff.csv"))
-        if f"boxes-{task}" in figures:
+        if f"boxes-{task}" not in figures:
+            blocks.append(Text(f"{task}: no complete trials yet."))
+        else:
             blocks.append(
                 Image(
                     f"boxes-{task}",

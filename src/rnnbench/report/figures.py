@@ -99,10 +99,12 @@ def value_label(trials: pd.DataFrame, split: str = "test") -> str:
     return f"{split} {trials['metric_label'].iloc[0]}"
 
 
-def boxes(frame: pd.DataFrame, task: str, few: set, baseline: str, fraction: float) -> Figure:
+def boxes(frame: pd.DataFrame, task: str, few: set, baseline: str, fraction: float) -> Figure | None:
     trials = frame[frame["task"] == task]
     cells = cells_of(trials)[::-1]  # first cell at the top
     good = scored(trials)
+    if good.empty:
+        return None
     samples = {
         "all complete trials": [good[good["cell"] == c]["test"].to_numpy() for c in cells],
         f"best {fraction:.0%} by validation": [

@@ -25,6 +25,8 @@ def scored(frame: pd.DataFrame) -> pd.DataFrame:
 
 def by_validation(group: pd.DataFrame) -> pd.DataFrame:
     """``group`` ranked best first by its validation headline (NaN last, ties in trial order)."""
+    if group.empty:
+        return group
     higher = bool(group["headline_higher"].iloc[0])
     return group.sort_values(
         ["valid", "trial"], ascending=[not higher, True], na_position="last", kind="stable"
