@@ -2,8 +2,9 @@
 
 For each task and cell with enough complete trials, the test values are fitted by a random forest over
 the hyperparameters that vary; the importance of a hyperparameter is the fraction of the test value's
-variance its main effect explains. Only main effects are given: Optuna's evaluator computes no pairwise
-interactions and no maintained library does, so the part the bars leave to 1 is interactions and noise.
+variance its main effect explains. Only main effects are given (Greff et al. also show pairwise
+interactions, which Optuna's evaluator does not compute): what the bars leave to 1 is interactions and
+noise. Importances of a handful of trials are noise themselves; ``min_trials`` keeps those out.
 """
 
 from __future__ import annotations
