@@ -29,6 +29,7 @@ from rnnbench.report.stats import best_by_validation, scored, top_fraction  # no
 from rnnbench.report.tables import cells_of, tasks_of  # noqa: E402
 from rnnbench.report.units import METRICS  # noqa: E402
 
+HEAT_MIN = 0.5  # heat map colours span [0.5, 1] of the best cell; lower values share the darkest colour
 FLAG = "†"  # marks a cell with fewer complete trials than asked for
 STYLE = {
     "font.size": 9,
@@ -223,17 +224,18 @@ def heatmap(table: pd.DataFrame) -> Figure | None:
     fig = new_figure(max(5.5, 2.5 + 1.3 * len(tasks)), 1.4 + 0.42 * len(cells))
     ax = fig.subplots()
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.85")  # grey: no value
-    image = ax.imshow(np.ma.masked_invalid(normalised), cmap=cmap, aspect="auto", vmax=1)
+    # A fixed scale: a cell at 98% of the best looks nearly as good as the best, not like the worst.
+    image = ax.imshow(np.ma.masked_invalid(normalised), cmap=cmap, aspect="auto", vmin=HEAT_MIN, vmax=1)
     for j, task in enumerate(tasks):
         part = table[table["task"] == task].set_index("cell")["value"]
         for i, cell in enumerate(cells):
             v = part.get(cell, np.nan)
             text = f"{v:.4g}" if math.isfinite(v) else "–"
-            dark = not math.isfinite(normalised[i, j]) or normalised[i, j] > np.nanmean(normalised)
-            ax.text(j, i, text, ha="center", va="center", fontsize=8, color="black" if dark else "white")
+            light = not math.isfinite(normalised[i, j]) or normalised[i, j] > (1 + HEAT_MIN) / 2
+            ax.text(j, i, text, ha="center", va="center", fontsize=8, color="black" if light else "white")
     units = [table[table["task"] == t]["metric"].iloc[0] for t in tasks]
     ax.set_xticks(range(len(tasks)), [f"{t}\n({u})" for t, u in zip(tasks, units)])
     ax.set_yticks(range(len(cells)), cells)
     ax.set_title("test value of each cell's best trial (by validation)")
-    fig.colorbar(image, ax=ax, label="relative to the task's best cell (1 = best)")
+    fig.colorbar(image, ax=ax, extend="min", label="relative to the task's best cell (1 = best)")
     return fig

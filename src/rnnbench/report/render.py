@@ -67,8 +67,8 @@ def markdown_table(frame) -> list[str]:
 
 def numeric(column) -> bool:
     """A column of numbers (right-aligned): most of its cells begin like a number."""
-    starts = [str(v).lstrip("*")[:1] for v in column]
-    return sum(c.isdigit() or c in "-–" for c in starts) > len(starts) / 2
+    starts = [str(v).lstrip("*")[:1] for v in column if str(v)]
+    return sum(c.isdigit() or c in ("-", "–") for c in starts) > len(starts) / 2
 
 
 def inline(text: str) -> str:
@@ -81,8 +81,9 @@ def inline(text: str) -> str:
 
 def html_table(frame) -> str:
     head = "".join(f"<th>{inline(c)}</th>" for c in frame.columns)
+    opens = ['<td class="num">' if numeric(frame[c]) else "<td>" for c in frame.columns]
     body = "".join(
-        "<tr>" + "".join(f"<td>{inline(v)}</td>" for v in row) + "</tr>"
+        "<tr>" + "".join(f"{td}{inline(v)}</td>" for td, v in zip(opens, row)) + "</tr>"
         for row in frame.itertuples(index=False)
     )
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
