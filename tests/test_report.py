@@ -226,6 +226,10 @@ def by_validation(pairs, lower_is_better=True):
 
 def test_every_trial_is_read_once(results):
     frame = load([str(results)]).frame
+    again = load(
+        [str(results), f"sqlite:///{results}/studies.db", str(results / "studies.db"), str(results / "runs")]
+    )
+    assert len(again.frame) == len(frame)
     assert len(frame) == sum(map(len, JSB.values())) + 4 + sum(map(len, ARITHMETIC.values()))
     assert frame["run_dir"].dropna().map(lambda d: Path(d).resolve()).is_unique
     assert set(frame[frame["task"] == "jsb"]["study"]) == {

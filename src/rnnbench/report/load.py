@@ -66,19 +66,29 @@ class Trials:
 
 
 def load(inputs: list[str]) -> Trials:
-    rows, scales, notes, folders = [], {}, [], []
+    """Every trial of ``inputs``; a storage or run directory reached twice (a folder and its own
+    studies.db, nested folders) is read once."""
+    rows, scales, notes, folders, storages = [], {}, [], [], set()
+
+    def add_storage(target: str, shown: str, folder: Path | None = None) -> None:
+        if storage_key(target) in storages:
+            return
+        storages.add(storage_key(target))
+        found = read_storage(target, shown, scales, notes)
+        rows.extend(relocate(found, folder) if folder else found)
+
     for text in inputs:
         kind, target = classify(text)
         if kind == "folder":
             folders.append(target)
             for storage in storages_in(target):
-                rows += relocate(read_storage(storage, text, scales, notes), Path(target))
+                add_storage(storage, text, Path(target))
         else:
-            rows += read_storage(target, text, scales, notes)
-    study_run_dirs = {str(Path(r["run_dir"]).resolve()) for r in rows if r.get("run_dir")}
+            add_storage(target, text)
+    seen = {str(Path(r["run_dir"]).resolve()) for r in rows if r.get("run_dir")}
     study_names = {r["study"] for r in rows}
     for folder in folders:
-        rows += read_run_folders(folder, study_run_dirs, study_names, notes)
+        rows += read_run_folders(folder, seen, study_names, notes)
     if not rows:
         raise ReportError(
             f"no trials or runs found in {', '.join(inputs)}" + (f" ({notes[0]})" if notes else "")
@@ -110,6 +120,12 @@ def classify(text: str) -> tuple[str, str]:
         f"{text} is not a results folder or a study storage (sqlite:///..., a .db file, "
         "a journal .log/.jsonl file, or an SQLAlchemy URL)"
     )
+
+
+def storage_key(target: str) -> str:
+    if target.startswith("sqlite:///"):
+        return "sqlite:///" + str(Path(target[len("sqlite:///") :]).resolve())
+    return target if "://" in target else str(Path(target).resolve())
 
 
 def check_sqlite(path: Path, text: str) -> None:
@@ -259,18 +275,19 @@ def relocate(rows: list[dict], folder: Path) -> list[dict]:
     return rows
 
 
-def read_run_folders(folder: str, skip: set[str], studies: set[str], notes: list) -> list[dict]:
+def read_run_folders(folder: str, seen: set[str], studies: set[str], notes: list) -> list[dict]:
     """Every run directory below ``folder`` (a directory holding summary.json or metrics.jsonl) that is
-    not a study's trial (those are read from the study)."""
+    not a study's trial (those are read from the study) and not ``seen`` before; adds those it reads."""
     rows = []
     run_dirs = sorted(
         {p.parent for name in ("summary.json", "metrics.jsonl") for p in Path(folder).rglob(name)}
     )
     for run_dir in run_dirs:
-        if str(run_dir.resolve()) in skip or (
+        if str(run_dir.resolve()) in seen or (
             run_dir.parent.parent.name == "studies" and run_dir.parent.name in studies
         ):
             continue
+        seen.add(str(run_dir.resolve()))
         try:
             rows.append(run_row(run_dir, folder))
         except ReportError as problem:
