@@ -65,10 +65,11 @@ def legend(fig: Figure, ax) -> None:
 
 
 def log_axis(ax, values) -> None:
-    """Log x axis; over less than three decades the ticks are plain numbers at 1, 2, 5 x 10^k."""
+    """Log x axis; over two decades or less the ticks are plain numbers at 1, 2, 5 x 10^k (wider ranges
+    keep matplotlib's powers of ten, which stay short)."""
     ax.set_xscale("log")
     values = [v for v in values if v > 0]
-    if values and max(values) / min(values) < 1e3:
+    if values and max(values) / min(values) <= 100:
         ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
