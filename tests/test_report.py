@@ -402,3 +402,43 @@ def test_reading_a_report_never_imports_the_trainer():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def same_configs() -> bool:
+    """Whether ``rnnbench.configs`` is this checkout's configs/ (an editable install of another checkout
+    serves its own, which this checkout's schema may refuse)."""
+    import rnnbench.configs
+
+    ours, served = Path(__file__).resolve().parents[1] / "configs", Path(rnnbench.configs.__path__[0])
+    names = sorted(p.relative_to(ours) for p in ours.rglob("*.yaml"))
+    return names == sorted(p.relative_to(served) for p in served.rglob("*.yaml")) and all(
+        (ours / n).read_bytes() == (served / n).read_bytes() for n in names
+    )
+
+
+@pytest.mark.slow
+def test_a_real_debug_search_is_reported_end_to_end(tmp_path):
+    if not same_configs():
+        pytest.skip("rnnbench.configs is another checkout's configs/")
+    search = [
+        sys.executable,
+        "-m",
+        "rnnbench.search",
+        "search=jozefowicz",
+        "task=arithmetic",
+        "cell=lstm,gru",
+    ]
+    search += ["debug=fast", "search.n_trials=2", "~search.space.model.param_budget", "search.workers=1"]
+    search += ["search.space.cell.num_layers.choices=[1]", f"results_dir={tmp_path / 'results'}"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    ran = subprocess.run(search, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert main([str(tmp_path / "results"), "--out", str(tmp_path / "report"), "--baseline", "lstm"]) == 0
+    storage = f"sqlite:///{tmp_path / 'results' / 'studies.db'}"
+    table = pd.read_csv(tmp_path / "report" / "table-jozefowicz.csv").set_index("cell")
+    for cell in ("lstm", "gru"):
+        study = optuna.load_study(study_name=f"jozefowicz-arithmetic-{cell}", storage=storage)
+        assert table.loc[cell, "value"] == pytest.approx(study.best_trial.user_attrs["test"]["test/acc"])
+    facts = pd.read_csv(tmp_path / "report" / "table-run-facts.csv")
+    assert facts["complete"].sum() == 4
+    assert (tmp_path / "report" / "curves-arithmetic.png").stat().st_size > 1000
