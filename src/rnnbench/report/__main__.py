@@ -22,7 +22,11 @@ class Parser(argparse.ArgumentParser):
 
 
 def main(argv=None) -> int:
-    parser = Parser(prog=f"python -m {PROG}", description=__doc__.splitlines()[0])
+    parser = Parser(
+        prog=f"python -m {PROG}",
+        description="A search's report (Markdown, self-contained HTML, CSV tables, PNG and SVG figures) "
+        "from its run files and Optuna studies.",
+    )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="results folders and/or study storages")
     parser.add_argument("--out", required=True, help="folder for report.md, report.html, CSV and figures")
     parser.add_argument(
