@@ -1,0 +1,77 @@
+"""``make_report(inputs, out)``: read the trials, compute the tables, draw the figures, write the report.
+
+Writes into ``out``: ``report.md``, ``report.html`` (self-contained), ``table-*.csv``, and each figure
+as ``<name>.png`` and ``<name>.svg``. Returns the paths written.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tqdm import tqdm
+
+from rnnbench.report import document, figures, importance, render, tables
+from rnnbench.report.load import ReportError, load
+from rnnbench.report.stats import TOP_FRACTION
+
+DEFAULT_BASELINE = "greff_v"
+DEFAULT_MIN_TRIALS = 5
+
+
+def safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def make_report(
+    inputs: list[str],
+    out: str | Path,
+    baseline: str = DEFAULT_BASELINE,
+    min_trials: int = DEFAULT_MIN_TRIALS,
+    fraction: float = TOP_FRACTION,
+) -> list[Path]:
+    trials = load(list(inputs))
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ReportError(f"--out {out} cannot be created ({error.strerror})") from None
+    frame = trials.frame
+    jozefowicz = tables.jozefowicz(frame, min_trials)
+    greff = tables.greff(frame, baseline, min_trials, fraction)
+    facts = tables.run_facts(frame)
+    fanova = importance.fanova(frame, trials.scales, min_trials)
+    written = []
+    for name, table in (
+        ("table-jozefowicz.csv", jozefowicz),
+        ("table-greff.csv", greff),
+        ("table-run-facts.csv", facts),
+        ("table-importance.csv", fanova),
+    ):
+        table.to_csv(out / name, index=False)
+        written.append(out / name)
+
+    few = {(r.task, r.cell) for r in jozefowicz.itertuples() if r.few_trials}
+    drawings = [("heatmap", lambda: figures.heatmap(jozefowicz))]
+    for task in tables.tasks_of(frame):
+        drawings += [
+            (f"boxes-{task}", lambda t=task: figures.boxes(frame, t, few, baseline, fraction)),
+            (
+                f"importance-{task}",
+                lambda t=task: figures.importance(fanova, t) if t in set(fanova["task"]) else None,
+            ),
+            (f"marginals-{task}", lambda t=task: figures.marginals(frame, t, trials.scales)),
+            (f"curves-{task}", lambda t=task: figures.curves(frame, t)),
+        ]
+    drawn = set()
+    for stem, draw in tqdm(drawings, desc="figures", unit="fig", disable=None, leave=False):
+        fig = draw()
+        if fig is not None:
+            written += figures.save(fig, out, safe(stem))
+            drawn.add(safe(stem))
+
+    options = {"baseline": baseline, "min_trials": min_trials, "fraction": fraction}
+    blocks = document.build(trials, jozefowicz, greff, facts, fanova, drawn, options)
+    (out / "report.md").write_text(render.markdown(blocks))
+    (out / "report.html").write_text(render.html_page(blocks, out))
+    return [out / "report.md", out / "report.html", *written]
