@@ -33,7 +33,14 @@ GREFF = {
     "model": {"input_noise_std": {"low": 0.0, "high": 1.0}},
 }
 # A tiny generated task: trials of about a second, no data files needed.
-TINY = ["task=arithmetic", "debug=fast", "task.max_digits=2", "task.eval_size=40", "search.name=t"]
+TINY = [
+    "task=arithmetic",
+    "debug=fast",
+    "task.max_digits=2",
+    "task.eval_size=40",
+    "search.name=t",
+    "search.workers=1",
+]
 LR = "+search.space.trainer.lr={choices:[0.01,0.02,0.03,0.04,0.05]}"
 
 
