@@ -14,6 +14,10 @@ from pathlib import Path
 from rnnbench.errors import ConfigError
 
 
+class RunInUse(ConfigError):
+    """Another process holds the run directory."""
+
+
 @contextmanager
 def run_lock(run_dir: Path):
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -24,7 +28,7 @@ def run_lock(run_dir: Path):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
-            raise ConfigError(
+            raise RunInUse(
                 f"{run_dir} is in use by process {holder}; wait for it to end, or use another run directory"
             ) from None
         os.ftruncate(fd, 0)

@@ -14,6 +14,8 @@ without a database server; it has no heartbeats); any SQLAlchemy URL (``postgres
 
 from __future__ import annotations
 
+import fcntl
+import os
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,6 +42,23 @@ def fail_stale_trials(study: optuna.Study) -> None:
     """Trials of killed workers (stale heartbeats): failed, and queued again by the retry callback."""
     with experimental_api():
         optuna.storages.fail_stale_trials(study)
+
+
+@contextmanager
+def claim_lock(storage):
+    """Serialises taking queued trials among the processes of one machine on a SQLite file: SQLite reads
+    outside a write transaction, so two workers could both see a trial WAITING and both take it.
+    (PostgreSQL locks the row; the journal orders the claims in its log.)"""
+    url = str(getattr(getattr(storage, "engine", None), "url", ""))
+    if not url.startswith("sqlite:///"):
+        yield
+        return
+    fd = os.open(url[len("sqlite:///") :] + ".claims.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def storage_url(storage: str | None, results_dir: str) -> str:
@@ -112,7 +131,10 @@ def prepare(cfg: DictConfig, cells: list[str], storage) -> list[optuna.Study]:
                  "seed": cell_seed(cfg, index)}  # fmt: skip
         for key, value in attrs.items():
             study.set_user_attr(key, value)
-        fail_stale_trials(study)  # killed workers' trials: failed and queued again
+        with experimental_api():
+            study.set_metric_names([attrs["headline"]])  # optuna-dashboard names the objective
+        with claim_lock(storage):
+            fail_stale_trials(study)  # killed workers' trials: failed and queued again
         held = draws_held(study)
         for draw, params in enumerate(draws(distributions, cfg.search.n_trials, cell_seed(cfg, index))):
             if draw not in held:

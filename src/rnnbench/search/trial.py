@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rnnbench.data import DataError
 from rnnbench.errors import ConfigError
+from rnnbench.lock import RunInUse
 from rnnbench.runtime import derived_seed
 from rnnbench.search.space import config_values, parse_space, suggest
 from rnnbench.search.study import experimental_api
@@ -143,6 +144,8 @@ def run_population(study: optuna.Study, trials: list[optuna.Trial], base: DictCo
 
 
 def failed(study: optuna.Study, one: Setup, problem: Exception) -> str:
+    if isinstance(problem, RunInUse):  # another worker runs this very trial: it will tell the study
+        return "taken"
     if isinstance(problem, DataError):  # this machine lacks the data: another worker may have it
         requeue(study, one.trial)
         raise problem

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import optuna
 from omegaconf import DictConfig
 
-from rnnbench.search.study import fail_stale_trials
+from rnnbench.search.study import claim_lock, fail_stale_trials
 from rnnbench.search.trial import run_population, run_trial
 
 WAITING, RUNNING = optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING
@@ -25,6 +25,11 @@ WAITING, RUNNING = optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNN
 def take(studies: list[optuna.Study], storage, count: int = 1) -> tuple[int, list, list[int]] | None:
     """(index of a study, up to ``count`` of its queued trials now RUNNING for this worker, their storage
     ids), or None when nothing is queued."""
+    with claim_lock(storage):
+        return take_queued(studies, storage, count)
+
+
+def take_queued(studies: list[optuna.Study], storage, count: int) -> tuple[int, list, list[int]] | None:
     queued = []
     for index, study in enumerate(studies):
         fail_stale_trials(study)
