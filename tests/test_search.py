@@ -196,6 +196,18 @@ def test_a_population_search_stores_exactly_n_trials(tmp_path):
         )
 
 
+def test_a_median_pruner_prunes_trials_through_the_evaluation_hook(tmp_path):
+    lr = "+search.space.trainer.lr={low:1.0e-5,high:0.1,log:true}"
+    args = [lr, "trainer.max_steps=40", "trainer.eval_every=10", "search.n_trials=10", "search.pruner=median"]
+    assert search(tmp_path, *args) == 0
+    study = load(tmp_path, "t-arithmetic-lstm")
+    pruned = study.get_trials(states=(optuna.trial.TrialState.PRUNED,))
+    assert pruned and counts(study)["complete"] + len(pruned) == 10
+    for t in pruned:
+        summary = json.loads((Path(t.user_attrs["run_dir"]) / "summary.json").read_text())
+        assert summary["status"] == "pruned" and summary["steps"] < 40 and t.user_attrs["outcome"] == "pruned"
+
+
 def test_the_pruning_hook_prunes_a_trial_worse_than_the_median():
     from rnnbench.search.trial import pruning_hook
 
