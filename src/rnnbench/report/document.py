@@ -156,13 +156,17 @@ def build(trials, jozefowicz, greff, facts, fanova, figures: set, options: dict)
     sources = sorted(frame["source"].unique())
     counts = frame["state"].value_counts()
     started = len(frame) - counts.get("waiting", 0)
+    killed = int((frame["outcome"] == "killed").sum()) if "outcome" in frame else 0
+    counts["failed"] = counts.get("failed", 0) - killed  # a killed worker's trial is retried, not a result
+    counts["killed (retried)"] = killed
     blocks: list = [
         Heading("rnnbench report", 1),
         Text(
             f"{started} trials of {frame['cell'].nunique()} cells on {len(tasks)} tasks "
             f"({', '.join(tasks)}), read from {', '.join(sources)}. "
             + ", ".join(
-                f"{counts.get(s, 0)} {s}" for s in ("complete", "pruned", "failed", "incomplete", "waiting")
+                f"{counts.get(s, 0)} {s}"
+                for s in ("complete", "pruned", "failed", "killed (retried)", "incomplete", "waiting")
             )
             + ". Statistics use complete trials only; the others are counted in the run facts."
         ),
