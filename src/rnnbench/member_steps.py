@@ -1,0 +1,174 @@
+"""The step loop of a population's members, run once for all of them on a leading member dimension.
+
+A population (``rnnbench.population``) runs its template model under ``torch.func.vmap``, so that the
+model, its cells and the task see one member. For the time loop that is too slow: one member's step is
+a few microseconds of arithmetic, and autograd would build a full-size gradient of every recurrent
+matrix at every step. So the runner (``rnnbench.sequence.Recurrent``) of a population hands the loop of
+a stackable cell (``Cell.stackable``) to ``member_steps``, a ``torch.autograd.Function`` whose vmap
+rule receives the members' tensors stacked, (K, ...), and calls the cell's own ``step`` once per time
+step for all members:
+
+* members are put in order of their sequence length, longest first, and each leaves the loop after its
+  last real step: the loop runs the longest member's steps, each on the members still running, so
+  padded steps cost nothing; a member's final state is that of its last real step and its outputs after
+  it are 0, as the runner's masks give them;
+* a recurrent matrix (a ``step_weights`` entry that ``step`` applies as ``h @ w``) is ``Deferred``: the
+  backward pass of each step only passes the gradient on to ``h`` and keeps (h, grad), and the matrix
+  gets its gradient from one batched matmul over all steps once the backward pass has left the loop.
+"""
+
+from __future__ import annotations
+
+import itertools
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+
+
+def member_steps(step, xp, state, mask, weights):
+    """Under vmap: ``step`` over ``xp`` (T, B, ·) from ``state`` with ``weights`` (from ``step_weights``,
+    a flat tuple), for all members at once. Returns outputs (T, B, O) and the final state, per member."""
+    out, *final = MemberSteps.apply(step, len(state), xp, mask, *state, *weights)
+    return out, tuple(final)
+
+
+class MemberSteps(torch.autograd.Function):
+    @staticmethod
+    def forward(step, n_state, xp, mask, *tensors):
+        raise RuntimeError("member_steps runs under torch.func.vmap (a population's forward) only")
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def vmap(info, in_dims, step, n_state, xp, mask, *tensors):
+        """Autograd records the ops run here on the members' stacked tensors, as for any other op."""
+        K = info.batch_size
+        xp, mask, *tensors = (leading(t, d, K) for t, d in zip((xp, mask, *tensors), in_dims[2:]))
+        out, final = run_members(step, xp, tuple(tensors[:n_state]), mask, tuple(tensors[n_state:]))
+        return (out, *final), (0,) * (1 + len(final))
+
+
+def leading(t: torch.Tensor | None, dim: int | None, K: int) -> torch.Tensor | None:
+    """``t`` with its member dimension first (an unbatched tensor is the same for every member)."""
+    if t is None:
+        return None
+    return t.expand(K, *t.shape) if dim is None else t.movedim(dim, 0)
+
+
+def run_members(step, xp, state, mask, weights):
+    """xp (K, T, B, ·), state tensors (K, B, ·), mask (K, T, B) or None, weights (K, ·): outputs
+    (K, T, B, O) and the final state, each member's at its last real step."""
+    from rnnbench.sequence import run_steps  # the runner's own step loop
+
+    K, T = xp.shape[:2]
+    lengths, masked = member_lengths(mask, K, T)
+    order = sorted(range(K), key=lambda k: -lengths[k])  # longest first: the running members lead
+    if order != list(range(K)):
+        index = torch.tensor(order, device=xp.device)
+        xp, mask = xp[index], None if mask is None else mask[index]
+        state, weights = tuple(s[index] for s in state), tuple(w[index] for w in weights)
+        lengths = [lengths[k] for k in order]
+    weights = tuple(Deferred(w) if is_matrix(w) else w for w in weights)
+    xs, masks = xp.transpose(0, 1), None if not masked else mask.transpose(0, 1)  # time first
+    pieces, finals, n, start = [], [], K, 0
+    for end in sorted({length for length in lengths if length > 0}):
+        running = sum(length > start for length in lengths)
+        if running < n:  # members whose sequences have ended keep their final state
+            finals.append(tuple(s[running:n] for s in state))
+            state, weights, n = tuple(s[:running] for s in state), narrowed(weights, running), running
+        outputs, state = run_steps(partial(step, weights=weights), xs[start:end, :n].unbind(0), state,
+                                   None if masks is None else masks[start:end, :n].unbind(0))  # fmt: skip
+        pieces.append(padded(torch.stack(outputs), K))  # (steps, K, B, O): 0 for members that ended
+        start = end
+    finals.append(state)
+    if start < T:  # steps no member has: padding
+        pieces.append(pieces[-1].new_zeros(T - start, *pieces[-1].shape[1:]))
+    out = torch.cat(pieces).transpose(0, 1)
+    final = tuple(torch.cat(parts) for parts in zip(*reversed(finals)))
+    if order != list(range(K)):
+        back = torch.tensor(sorted(range(K), key=order.__getitem__), device=xp.device)
+        out, final = out[back], tuple(s[back] for s in final)
+    return out, final
+
+
+def member_lengths(mask: torch.Tensor | None, K: int, T: int) -> tuple[list[int], bool]:
+    """Each member's length (its last real step + 1, over its columns) and whether some column has a
+    padded step within its member's length (then the loop masks per column too). One host sync."""
+    if mask is None:
+        return [T] * K, False
+    steps = torch.arange(1, T + 1, device=mask.device)
+    lengths = (mask.any(-1) * steps).amax(1)  # (K,)
+    within = steps.view(1, T, 1) <= lengths.view(K, 1, 1)
+    masked = (mask != within).any()
+    *lengths, masked = torch.cat([lengths, masked.view(1)]).tolist()
+    if max(lengths) == 0:  # no real step at all: run every step, masked
+        return [T] * K, True
+    return lengths, bool(masked)
+
+
+def padded(x: torch.Tensor, K: int) -> torch.Tensor:
+    """(S, n, ...) -> (S, K, ...) with zeros for the members n..K-1."""
+    return x if x.shape[1] == K else F.pad(x, [0, 0] * (x.dim() - 2) + [0, K - x.shape[1]])
+
+
+def narrowed(weights: tuple, n: int) -> tuple:
+    return tuple(w if isinstance(w, Deferred) else w[:n] for w in weights)
+
+
+def is_matrix(w: torch.Tensor) -> bool:
+    """A recurrent matrix per member, (H, R) with H > 1; a (1, H) entry is a vector the step broadcasts."""
+    return w.dim() == 3 and w.shape[1] > 1 and torch.is_grad_enabled() and w.requires_grad
+
+
+class Deferred:
+    """A stacked matrix w (K, H, R) that the step applies as ``h @ w`` to the first n members' h
+    (n, ..., H). Its gradient, sum over steps of h^T grad, is formed once (``Gradient``)."""
+
+    def __init__(self, w: torch.Tensor):
+        self.w, self.pairs = w, []
+        self.token = Gradient.apply(w, self.pairs)
+
+    def __rmatmul__(self, h: torch.Tensor) -> torch.Tensor:
+        return Product.apply(h, self.token, self.w, self.pairs)
+
+
+class Product(torch.autograd.Function):
+    """h @ w[:n]; its backward gives h its gradient and leaves (h, grad) for ``Gradient``."""
+
+    @staticmethod
+    def forward(ctx, h, token, w, pairs):
+        ctx.w, ctx.pairs = w[: h.shape[0]], pairs
+        ctx.save_for_backward(h)
+        return h @ ctx.w
+
+    @staticmethod
+    def backward(ctx, grad):
+        (h,) = ctx.saved_tensors
+        ctx.pairs.append((h, grad))
+        return grad @ ctx.w.mT, grad.new_zeros(()), None, None
+
+
+class Gradient(torch.autograd.Function):
+    """A 0-dim token that every ``Product`` of one matrix reads: autograd runs this backward after all
+    of theirs, and it returns the matrix's gradient over all steps in one matmul."""
+
+    @staticmethod
+    def forward(ctx, w, pairs):
+        ctx.shape, ctx.pairs = w.shape, pairs
+        return w.new_zeros(())
+
+    @staticmethod
+    def backward(ctx, _):
+        K, H, R = ctx.shape
+        if not ctx.pairs:
+            return None, None
+        hs, grads = [], []
+        for n, group in itertools.groupby(ctx.pairs, key=lambda pair: pair[0].shape[0]):
+            h, g = zip(*group)  # steps with n running members: (n, ..., H) and (n, ..., R) each
+            hs.append(padded(torch.stack(h).reshape(len(h), n, -1, H), K))
+            grads.append(padded(torch.stack(g).reshape(len(g), n, -1, R), K))
+        ctx.pairs.clear()
+        return torch.einsum("skbh,skbr->khr", torch.cat(hs), torch.cat(grads)), None
