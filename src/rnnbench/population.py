@@ -204,7 +204,7 @@ class Member(Trainer):
         return True
 
 
-MAX_GROUP = 8  # members per vmapped group: beyond about 8, the stacked weights and their per-step
+MAX_GROUP = 16  # members per vmapped group: beyond about 8, the stacked weights and their per-step
 # gradients leave a CPU core's caches and a step costs more than the members' separate steps would
 
 
@@ -229,7 +229,12 @@ class Group:
             own = [self.padded(j, m.model.get_parameter(name), name) for j, m in enumerate(self.members)]
             self.params[name] = torch.stack(own).requires_grad_()
         self.buffers = {"noise_scale": torch.stack([self.noise_scale(j) for j in range(len(self.members))])}
-        self.optimizer = StackedOptimizer(self.tc.optimizer, self.params, bool(self.tc.get("nesterov")))
+        nesterov = bool(self.tc.get("nesterov"))
+        self.optimizer = StackedOptimizer(
+            self.tc.optimizer, self.params, self.values("momentum"), self.values("weight_decay"), nesterov
+        )
+        clip = self.values("clip_norm", missing=float("inf"))
+        self.clip_norm = torch.tensor(clip, device=self.device) if min(clip) < float("inf") else None
         for j, saved in enumerate(saved_optimizer or []):
             padded = {n: {key: self.padded(j, v.to(self.device), n) for key, v in s.items()}
                       for n, s in saved["state"].items()}  # fmt: skip
@@ -284,19 +289,20 @@ class Group:
         loss_sum, count, self.state = batched(*args)
         return loss_sum, count, lengths
 
-    def update(self, active: torch.Tensor):
-        """Clips and steps every active member with its own values; carries the state on."""
-        grads = [p.grad for p in self.params.values() if p.grad is not None]
-        clip_per_member(grads, self.per_member("clip_norm", missing=float("inf")))
+    def update(self, active: torch.Tensor, everyone: bool):
+        """Clips and steps every active member with its own values (``everyone``: all are active);
+        carries the state on."""
+        if self.clip_norm is not None:
+            clip_per_member([p.grad for p in self.params.values() if p.grad is not None], self.clip_norm)
         lr = torch.tensor([m.optimizer.param_groups[0]["lr"] for m in self.members], device=self.device)
-        self.optimizer.step(lr, self.per_member("momentum"), self.per_member("weight_decay"), active)
+        self.optimizer.step(lr, active, everyone)
         for p in self.params.values():
             p.grad = None
         self.carried = detach(self.state) if self.task.carries_state else None
 
-    def per_member(self, key: str, missing: float = 0.0) -> torch.Tensor:
-        values = [m.tc.get(key) for m in self.members]
-        return torch.tensor([missing if v is None else float(v) for v in values], device=self.device)
+    def values(self, key: str, missing: float = 0.0) -> list[float]:
+        """Each member's ``trainer.<key>``."""
+        return [missing if m.tc.get(key) is None else float(m.tc.get(key)) for m in self.members]
 
 
 class Population:
@@ -353,7 +359,7 @@ class Population:
         active = active.to(self.device)
         torch.where(active, loss, torch.zeros_like(loss)).sum().backward()
         for group, ks in zip(self.groups, self.order):
-            group.update(active[ks])
+            group.update(active[ks], all(k in running for k in ks))
         zero = torch.zeros_like(loss_sum)
         self.window_loss += torch.where(active, loss_sum.detach(), zero)
         self.window_count += torch.where(active, count.detach(), zero)
