@@ -63,34 +63,41 @@ def run_members(step, xp, state, mask, weights):
     (K, T, B, O) and the final state, each member's at its last real step."""
     from rnnbench.sequence import run_steps  # the runner's own step loop
 
-    K, T = xp.shape[:2]
+    K, T, B = xp.shape[:3]
     lengths, masked = member_lengths(mask, K, T)
     order = sorted(range(K), key=lambda k: -lengths[k])  # longest first: the running members lead
-    if order != list(range(K)):
+    permuted = order != list(range(K))
+    if permuted:
         index = torch.tensor(order, device=xp.device)
-        xp, mask = xp[index], None if mask is None else mask[index]
-        state, weights = tuple(s[index] for s in state), tuple(w[index] for w in weights)
+        xp, mask = xp.index_select(0, index), None if mask is None else mask.index_select(0, index)
+        state = tuple(s.index_select(0, index) for s in state)
+        weights = tuple(w.index_select(0, index) for w in weights)
         lengths = [lengths[k] for k in order]
-    weights = tuple(Deferred(w) if is_matrix(w) else w for w in weights)
-    xs, masks = xp.transpose(0, 1), None if not masked else mask.transpose(0, 1)  # time first
-    pieces, finals, n, start = [], [], K, 0
-    for end in sorted({length for length in lengths if length > 0}):
+    # segments of steps with the same running members; split once, so that the backward pass builds one
+    # full-size gradient of xp, not one per segment
+    ends = sorted({length for length in lengths if length > 0})
+    spans = [end - start for start, end in zip([0, *ends], ends)]
+    xs = xp.transpose(0, 1)[: ends[-1]].split(spans)  # time first
+    masks = mask.transpose(0, 1)[: ends[-1]].split(spans) if masked else [None] * len(spans)
+    weights = tuple(Deferred(w, spans, B) if is_matrix(w) else w for w in weights)
+    pieces, finals, n = [], [], K
+    for segment, (start, x, m) in enumerate(zip([0, *ends], xs, masks)):
         running = sum(length > start for length in lengths)
         if running < n:  # members whose sequences have ended keep their final state
             finals.append(tuple(s[running:n] for s in state))
-            state, weights, n = tuple(s[:running] for s in state), narrowed(weights, running), running
-        outputs, state = run_steps(partial(step, weights=weights), xs[start:end, :n].unbind(0), state,
-                                   None if masks is None else masks[start:end, :n].unbind(0))  # fmt: skip
+            state, n = tuple(s[:running] for s in state), running
+        members = tuple(w.segment(segment, n) if isinstance(w, Deferred) else w[:n] for w in weights)
+        outputs, state = run_steps(partial(step, weights=members), x[:, :n].unbind(0), state,
+                                   None if m is None else m[:, :n].unbind(0))  # fmt: skip
         pieces.append(padded(torch.stack(outputs), K))  # (steps, K, B, O): 0 for members that ended
-        start = end
     finals.append(state)
-    if start < T:  # steps no member has: padding
-        pieces.append(pieces[-1].new_zeros(T - start, *pieces[-1].shape[1:]))
+    if ends[-1] < T:  # steps no member has: padding
+        pieces.append(pieces[-1].new_zeros(T - ends[-1], *pieces[-1].shape[1:]))
     out = torch.cat(pieces).transpose(0, 1)
     final = tuple(torch.cat(parts) for parts in zip(*reversed(finals)))
-    if order != list(range(K)):
+    if permuted:
         back = torch.tensor(sorted(range(K), key=order.__getitem__), device=xp.device)
-        out, final = out[back], tuple(s[back] for s in final)
+        out, final = out.index_select(0, back), tuple(s.index_select(0, back) for s in final)
     return out, final
 
 
@@ -114,61 +121,44 @@ def padded(x: torch.Tensor, K: int) -> torch.Tensor:
     return x if x.shape[1] == K else F.pad(x, [0, 0] * (x.dim() - 2) + [0, K - x.shape[1]])
 
 
-def narrowed(weights: tuple, n: int) -> tuple:
-    return tuple(w if isinstance(w, Deferred) else w[:n] for w in weights)
-
-
 def is_matrix(w: torch.Tensor) -> bool:
     """A recurrent matrix per member, (H, R) with H > 1; a (1, H) entry is a vector the step broadcasts."""
     return w.dim() == 3 and w.shape[1] > 1 and torch.is_grad_enabled() and w.requires_grad
 
 
 class Deferred:
-    """A stacked matrix w (K, H, R) that the step applies as ``h @ w`` to the first n members' h
-    (n, ..., H). Its gradient, sum over steps of h^T grad, is formed once (``Gradient``)."""
+    """A stacked matrix w (K, H, R) that the step applies as ``h @ w``, once per step, to the running
+    members' h (n, B, H). Each product is ``z_t + h @ w`` with w detached and z_t a zero slot of
+    ``Gradient``'s output: the backward pass gives h its gradient and leaves grad_t in z_t's place, and
+    ``Gradient`` forms w's gradient, the sum over steps of h_t^T grad_t, in one matmul."""
 
-    def __init__(self, w: torch.Tensor):
-        self.w, self.pairs = w, []
-        self.token = Gradient.apply(w, self.pairs)
+    def __init__(self, w: torch.Tensor, spans: list[int], batch: int):
+        self.w, self.inputs = w.detach(), []
+        K, _, R = w.shape
+        self.slots = Gradient.apply(w, self.inputs, (sum(spans), K, batch, R)).split(spans)
+
+    def segment(self, index: int, n: int) -> Deferred:
+        """The first ``n`` members, for the steps of segment ``index``."""
+        self.running, self.steps = self.w[:n], iter(self.slots[index][:, :n].unbind(0))
+        return self
 
     def __rmatmul__(self, h: torch.Tensor) -> torch.Tensor:
-        return Product.apply(h, self.token, self.w, self.pairs)
-
-
-class Product(torch.autograd.Function):
-    """h @ w[:n]; its backward gives h its gradient and leaves (h, grad) for ``Gradient``."""
-
-    @staticmethod
-    def forward(ctx, h, token, w, pairs):
-        ctx.w, ctx.pairs = w[: h.shape[0]], pairs
-        ctx.save_for_backward(h)
-        return h @ ctx.w
-
-    @staticmethod
-    def backward(ctx, grad):
-        (h,) = ctx.saved_tensors
-        ctx.pairs.append((h, grad))
-        return grad @ ctx.w.mT, grad.new_zeros(()), None, None
+        self.inputs.append(h.detach())
+        return torch.baddbmm(next(self.steps), h, self.running)
 
 
 class Gradient(torch.autograd.Function):
-    """A 0-dim token that every ``Product`` of one matrix reads: autograd runs this backward after all
-    of theirs, and it returns the matrix's gradient over all steps in one matmul."""
+    """Zero slots (T, K, B, R) for a ``Deferred`` matrix's products. Autograd runs this backward after
+    every step's (they all read the slots), with the products' gradients in place of the slots."""
 
     @staticmethod
-    def forward(ctx, w, pairs):
-        ctx.shape, ctx.pairs = w.shape, pairs
-        return w.new_zeros(())
+    def forward(ctx, w, inputs, shape):
+        ctx.inputs = inputs
+        return w.new_zeros(shape)
 
     @staticmethod
-    def backward(ctx, _):
-        K, H, R = ctx.shape
-        if not ctx.pairs:
-            return None, None
-        hs, grads = [], []
-        for n, group in itertools.groupby(ctx.pairs, key=lambda pair: pair[0].shape[0]):
-            h, g = zip(*group)  # steps with n running members: (n, ..., H) and (n, ..., R) each
-            hs.append(padded(torch.stack(h).reshape(len(h), n, -1, H), K))
-            grads.append(padded(torch.stack(g).reshape(len(g), n, -1, R), K))
-        ctx.pairs.clear()
-        return torch.einsum("skbh,skbr->khr", torch.cat(hs), torch.cat(grads)), None
+    def backward(ctx, grads):
+        K = grads.shape[1]
+        hs = [padded(torch.stack(list(h)), K) for _, h in itertools.groupby(ctx.inputs, key=len)]
+        ctx.inputs.clear()
+        return torch.einsum("tkbh,tkbr->khr", torch.cat(hs), grads), None, None
