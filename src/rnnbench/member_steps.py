@@ -66,20 +66,16 @@ def run_members(step, xp, state, mask, weights):
     K, T, B = xp.shape[:3]
     lengths, masked = member_lengths(mask, K, T)
     order = sorted(range(K), key=lambda k: -lengths[k])  # longest first: the running members lead
-    permuted = order != list(range(K))
-    if permuted:
-        index = torch.tensor(order, device=xp.device)
-        xp, mask = xp.index_select(0, index), None if mask is None else mask.index_select(0, index)
-        state = tuple(s.index_select(0, index) for s in state)
-        weights = tuple(w.index_select(0, index) for w in weights)
-        lengths = [lengths[k] for k in order]
+    index = torch.tensor(order, device=xp.device) if order != list(range(K)) else None
+    lengths = [lengths[k] for k in order]
     # segments of steps with the same running members; split once, so that the backward pass builds one
     # full-size gradient of xp, not one per segment
     ends = sorted({length for length in lengths if length > 0})
     spans = [end - start for start, end in zip([0, *ends], ends)]
+    weights = tuple(Deferred(w, index, spans, B) if is_matrix(w) else permuted(w, index) for w in weights)
+    xp, mask, state = permuted(xp, index), permuted(mask, index), tuple(permuted(s, index) for s in state)
     xs = xp.transpose(0, 1)[: ends[-1]].split(spans)  # time first
     masks = mask.transpose(0, 1)[: ends[-1]].split(spans) if masked else [None] * len(spans)
-    weights = tuple(Deferred(w, spans, B) if is_matrix(w) else w for w in weights)
     pieces, finals, n = [], [], K
     for segment, (start, x, m) in enumerate(zip([0, *ends], xs, masks)):
         running = sum(length > start for length in lengths)
@@ -95,10 +91,22 @@ def run_members(step, xp, state, mask, weights):
         pieces.append(pieces[-1].new_zeros(T - ends[-1], *pieces[-1].shape[1:]))
     out = torch.cat(pieces).transpose(0, 1)
     final = tuple(torch.cat(parts) for parts in zip(*reversed(finals)))
-    if permuted:
-        back = torch.tensor(sorted(range(K), key=order.__getitem__), device=xp.device)
+    if index is not None:
+        back = inverse(index)
         out, final = out.index_select(0, back), tuple(s.index_select(0, back) for s in final)
     return out, final
+
+
+def permuted(t: torch.Tensor | None, index: torch.Tensor | None) -> torch.Tensor | None:
+    return t if t is None or index is None else t.index_select(0, index)
+
+
+def inverse(index: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(index).scatter_(0, index, torch.arange(len(index), device=index.device))
+
+
+def inverse_or_none(index: torch.Tensor | None) -> torch.Tensor | None:
+    return None if index is None else inverse(index)
 
 
 def member_lengths(mask: torch.Tensor | None, K: int, T: int) -> tuple[list[int], bool]:
@@ -132,10 +140,13 @@ class Deferred:
     ``Gradient``'s output: the backward pass gives h its gradient and leaves grad_t in z_t's place, and
     ``Gradient`` forms w's gradient, the sum over steps of h_t^T grad_t, in one matmul."""
 
-    def __init__(self, w: torch.Tensor, spans: list[int], batch: int):
-        self.w, self.inputs = w.detach(), []
+    def __init__(self, w: torch.Tensor, index: torch.Tensor | None, spans: list[int], batch: int):
+        """``w``: in member order; ``index``: the order of the loop's members (None: the same)."""
+        # a contiguous (K, H, R) copy: the matvec reads it at every step, and a transposed view
+        # (``weight_hh.t()``) is slower to read
+        self.w, self.inputs = permuted(w.detach(), index).contiguous(), []
         K, _, R = w.shape
-        self.slots = Gradient.apply(w, self.inputs, (sum(spans), K, batch, R)).split(spans)
+        self.slots = Gradient.apply(w, self.inputs, index, (sum(spans), K, batch, R)).split(spans)
 
     def segment(self, index: int, n: int) -> Deferred:
         """The first ``n`` members, for the steps of segment ``index``."""
@@ -152,8 +163,8 @@ class Gradient(torch.autograd.Function):
     every step's (they all read the slots), with the products' gradients in place of the slots."""
 
     @staticmethod
-    def forward(ctx, w, inputs, shape):
-        ctx.inputs = inputs
+    def forward(ctx, w, inputs, index, shape):
+        ctx.inputs, ctx.index = inputs, index
         return w.new_zeros(shape)
 
     @staticmethod
@@ -161,4 +172,6 @@ class Gradient(torch.autograd.Function):
         K = grads.shape[1]
         hs = [padded(torch.stack(list(h)), K) for _, h in itertools.groupby(ctx.inputs, key=len)]
         ctx.inputs.clear()
-        return torch.einsum("tkbh,tkbr->khr", torch.cat(hs), grads), None, None
+        # (K, R, H) and transposed back: a matrix given as ``weight.t()`` gets a contiguous gradient
+        grad = permuted(torch.einsum("tkbh,tkbr->krh", torch.cat(hs), grads), inverse_or_none(ctx.index))
+        return grad.mT, None, None, None

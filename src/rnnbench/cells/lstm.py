@@ -126,7 +126,7 @@ class LSTMCell(Cell):
     def step(self, xp, state: State, weights=None):
         y, c, H = state[0], state[1], self.hidden_size
         w_hh, *rest = self.step_weights() if weights is None else weights
-        pre = list((xp + y @ w_hh).split(H, -1))  # in ``gate_names`` order
+        pre = list((xp + y @ w_hh).chunk(len(self.gate_names), -1))  # in ``gate_names`` order
         if self.spec.gate_recurrence:
             rec = torch.cat(state[2:], -1) @ rest[-1]
             for name, r in zip(self.sigmoid_gates, rec.split(H, -1)):
