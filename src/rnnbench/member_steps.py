@@ -24,6 +24,7 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
+from torch.func import functional_call
 
 
 def member_steps(step, xp, state, mask, weights):
@@ -49,6 +50,45 @@ class MemberSteps(torch.autograd.Function):
         xp, mask, *tensors = (leading(t, d, K) for t, d in zip((xp, mask, *tensors), in_dims[2:]))
         out, final = run_members(step, xp, tuple(tensors[:n_state]), mask, tuple(tensors[n_state:]))
         return (out, *final), (0,) * (1 + len(final))
+
+
+def each_member(layer, x, state, mask):
+    """Under vmap: ``layer`` (a ``Recurrent`` whose cell has a torch kernel) runs each member's sequence
+    through its own forward, with that member's weights: the kernel does in one call what the step
+    loop does in many, so K calls of it cost less than one loop for K members."""
+    names, params = zip(*layer.named_parameters())
+    out, *final = EachMember.apply(layer, names, len(state), x, mask, *state, *params)
+    return out, tuple(final)
+
+
+class EachMember(torch.autograd.Function):
+    @staticmethod
+    def forward(layer, names, n_state, x, mask, *tensors):
+        raise RuntimeError("each_member runs under torch.func.vmap (a population's forward) only")
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def vmap(info, in_dims, layer, names, n_state, x, mask, *tensors):
+        K = info.batch_size
+        x, mask, *tensors = (leading(t, d, K) for t, d in zip((x, mask, *tensors), in_dims[3:]))
+        # unbind, not [k]: one backward node per tensor instead of one full-size gradient per member
+        members = zip(x.unbind(0), [None] * K if mask is None else mask.unbind(0),
+                      zip(*(s.unbind(0) for s in tensors[:n_state])) if n_state else [()] * K,
+                      zip(*(p.unbind(0) for p in tensors[n_state:])))  # fmt: skip
+        outputs, finals = [], []
+        layer.stacked = False  # the layer's own forward, for one member at a time
+        try:
+            for x_k, mask_k, state_k, params_k in members:
+                out, final = functional_call(layer, dict(zip(names, params_k)), (x_k, state_k, mask_k))
+                outputs.append(out)
+                finals.append(final)
+        finally:
+            layer.stacked = True
+        final = tuple(torch.stack(s) for s in zip(*finals))
+        return (torch.stack(outputs), *final), (0,) * (1 + len(final))
 
 
 def leading(t: torch.Tensor | None, dim: int | None, K: int) -> torch.Tensor | None:

@@ -218,9 +218,9 @@ class Group:
         self.hidden = max(self.sizes)
         self.template = copy.deepcopy(members[self.sizes.index(self.hidden)].model)
         self.template.input_noise_std = max(m.model.input_noise_std for m in members)
-        for module in self.template.modules():  # torch's sequence kernels do not run under vmap; the
-            if isinstance(module, Recurrent):  # step loop runs once for all members (member_steps)
-                module.impl, module.stacked = "python", True
+        for module in self.template.modules():  # a kernel runs per member, a step loop once for all
+            if isinstance(module, Recurrent):  # members (rnnbench.member_steps)
+                module.stacked = True
         self.carried = None
 
     def stack(self, saved_optimizer: list[dict] | None):

@@ -16,8 +16,9 @@ same outputs and gradients (tests/test_fast_paths.py):
 * ``auto``: ``library`` where the cell has a kernel, else ``python`` (on a CPU, compiling the step
   measured no faster than the loop: see README "Speed").
 
-In a population's template (``stacked``, run under vmap by ``rnnbench.population``) the step loop of a
-stackable cell runs once for all members (``rnnbench.member_steps``), through the same ``run_steps``.
+In a population's template (``stacked``, run under vmap by ``rnnbench.population``) a cell with a kernel
+runs it once per member, and the step loop of a stackable cell runs once for all members
+(``rnnbench.member_steps``), through the same ``run_steps``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from torch import nn
 from rnnbench.cells.base import Cell, State
 from rnnbench.errors import ConfigError, check_choice
 from rnnbench.initial_state import InitialState
-from rnnbench.member_steps import member_steps
+from rnnbench.member_steps import each_member, member_steps
 
 IMPLS = ("auto", "python", "compiled", "library")
 
@@ -88,6 +89,8 @@ class Recurrent(nn.Module):
         if state is None:
             state = self.initial_state(x.shape[1], x)
         path = self.path
+        if self.stacked and path == "library":
+            return each_member(self, x, state, mask)
         if path == "library":
             result = self.cell.sequence(x, state, mask)
             if result is not None:
