@@ -7,7 +7,10 @@ run directory with the same run files as a single run (model.pt holds its unpadd
 weights live elsewhere: sorted by hidden size into groups of at most ``MAX_GROUP``, stacked with a
 leading member dimension (padded to the group's largest hidden size, ``rnnbench.padding``) and run by
 ``torch.func.vmap`` over ``functional_call`` of one template model per group, so the same cells and
-tasks do one forward per group and one backward for all members. ``rnnbench.stacked_optim`` updates
+tasks do one forward per group and one backward for all members. Inside it, each recurrent layer runs
+a cell's torch kernel once per member, or the cell's step loop once for all members
+(``rnnbench.member_steps``): under vmap alone, every op of every step would pay vmap's and autograd's
+per-op cost for a few microseconds of arithmetic. ``rnnbench.stacked_optim`` updates
 every member with its own learning rate, momentum and clipping. A stopped member no longer changes;
 the others go on. Evaluation copies a member's weights into its own model and runs the task's shared
 ``evaluate``, exactly as a single run does.
@@ -204,8 +207,9 @@ class Member(Trainer):
         return True
 
 
-MAX_GROUP = 16  # members per vmapped group: beyond about 8, the stacked weights and their per-step
-# gradients leave a CPU core's caches and a step costs more than the members' separate steps would
+MAX_GROUP = 16  # members per vmapped group: each group costs the loop's per-step overhead once, and
+# its members' padded weights are read at every step (scripts/bench_population.py: on a 2-core CPU,
+# Greff's K=16 is fastest as one group, K=32 as two)
 
 
 class Group:
