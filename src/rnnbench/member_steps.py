@@ -13,8 +13,11 @@ step for all members:
   padded steps cost nothing; a member's final state is that of its last real step and its outputs after
   it are 0, as the runner's masks give them;
 * a recurrent matrix (a ``step_weights`` entry that ``step`` applies as ``h @ w``) is ``Deferred``: the
-  backward pass of each step only passes the gradient on to ``h`` and keeps (h, grad), and the matrix
-  gets its gradient from one batched matmul over all steps once the backward pass has left the loop.
+  backward pass of each step only passes the gradient on to ``h``, and the matrix gets its gradient
+  from one batched matmul over all steps once the backward pass has left the loop.
+
+A cell with a torch kernel runs it once per member instead (``each_member``): at minibatch 20 the
+kernel's matrix products are faster than batched ones (scripts/bench_population.py, arithmetic).
 """
 
 from __future__ import annotations
@@ -54,8 +57,7 @@ class MemberSteps(torch.autograd.Function):
 
 def each_member(layer, x, state, mask):
     """Under vmap: ``layer`` (a ``Recurrent`` whose cell has a torch kernel) runs each member's sequence
-    through its own forward, with that member's weights: the kernel does in one call what the step
-    loop does in many, so K calls of it cost less than one loop for K members."""
+    through its own forward, with that member's weights (and so the kernel's own fallbacks)."""
     names, params = zip(*layer.named_parameters())
     out, *final = EachMember.apply(layer, names, len(state), x, mask, *state, *params)
     return out, tuple(final)
@@ -113,9 +115,9 @@ def run_members(step, xp, state, mask, weights):
     ends = sorted({length for length in lengths if length > 0})
     spans = [end - start for start, end in zip([0, *ends], ends)]
     weights = tuple(Deferred(w, index, spans, B) if is_matrix(w) else permuted(w, index) for w in weights)
-    xp, mask, state = permuted(xp, index), permuted(mask, index), tuple(permuted(s, index) for s in state)
+    xp, state = permuted(xp, index), tuple(permuted(s, index) for s in state)
     xs = xp.transpose(0, 1)[: ends[-1]].split(spans)  # time first
-    masks = mask.transpose(0, 1)[: ends[-1]].split(spans) if masked else [None] * len(spans)
+    masks = permuted(mask, index).transpose(0, 1)[: ends[-1]].split(spans) if masked else [None] * len(spans)
     pieces, finals, n = [], [], K
     for segment, (start, x, m) in enumerate(zip([0, *ends], xs, masks)):
         running = sum(length > start for length in lengths)
@@ -194,8 +196,11 @@ class Deferred:
         return self
 
     def __rmatmul__(self, h: torch.Tensor) -> torch.Tensor:
+        slot = next(self.steps, None)
+        if slot is None:
+            raise RuntimeError("a stackable cell's step applies each matrix of step_weights once per step")
         self.inputs.append(h.detach())
-        return torch.baddbmm(next(self.steps), h, self.running)
+        return torch.baddbmm(slot, h, self.running)
 
 
 class Gradient(torch.autograd.Function):
@@ -210,6 +215,8 @@ class Gradient(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grads):
         K = grads.shape[1]
+        if len(ctx.inputs) != len(grads):
+            raise RuntimeError("a stackable cell's step applies each matrix of step_weights once per step")
         hs = [padded(torch.stack(list(h)), K) for _, h in itertools.groupby(ctx.inputs, key=len)]
         ctx.inputs.clear()
         # (K, R, H) and transposed back: a matrix given as ``weight.t()`` gets a contiguous gradient
