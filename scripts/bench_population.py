@@ -8,7 +8,8 @@ search samples them: ``greff`` is Greff et al.'s JSB search (greff_v, one piece 
 log-uniform on [20, 200], lr log-uniform on [1e-6, 1e-2], momentum 1 - log-uniform on [0.01, 1], input
 noise uniform on [0, 1]); ``arith`` is Jozefowicz et al.'s arithmetic search (lstm at a 250K parameter
 budget, minibatch 20, lr, init scale and clipping from their grids). Evaluation is not timed. The row
-``train()`` is the ordinary single run (mean over the first 8 trials' sizes). Columns: seconds per
+``train()`` is the ordinary single run (mean over the first 8 trials' sizes); ``--hidden`` gives every
+greff trial one hidden size, to see what padding members to the largest costs. Columns: seconds per
 step, member-steps per second, trials per hour at ``--trial-steps`` steps per trial, and the speedup
 over ``train()``. Steps are the median of the timed ones; on a shared machine the numbers are noisy.
 """
@@ -97,11 +98,14 @@ def main():
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--trial-steps", type=int, default=10_000, help="training steps of one trial")
+    parser.add_argument("--hidden", type=int, help="greff: every trial at this hidden size (no padding)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     for search in args.search:
         rng = np.random.default_rng(0)
-        trials = [compose(*SEARCHES[search], *sample(search, rng, seed)) for seed in range(max(args.sizes))]
+        fixed = [f"cell.hidden_size={args.hidden}"] if args.hidden and search == "greff" else []
+        seeds = range(max(args.sizes))
+        trials = [compose(*SEARCHES[search], *sample(search, rng, seed), *fixed) for seed in seeds]
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             # the ordinary run's seconds per step, averaged over the sizes of the first trials

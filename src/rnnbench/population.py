@@ -7,7 +7,10 @@ run directory with the same run files as a single run (model.pt holds its unpadd
 weights live elsewhere: sorted by hidden size into groups of at most ``MAX_GROUP``, stacked with a
 leading member dimension (padded to the group's largest hidden size, ``rnnbench.padding``) and run by
 ``torch.func.vmap`` over ``functional_call`` of one template model per group, so the same cells and
-tasks do one forward per group and one backward for all members. ``rnnbench.stacked_optim`` updates
+tasks do one forward per group and one backward for all members. Inside it, each recurrent layer runs
+a cell's torch kernel once per member, or the cell's step loop once for all members
+(``rnnbench.member_steps``): under vmap alone, every op of every step would pay vmap's and autograd's
+per-op cost for a few microseconds of arithmetic. ``rnnbench.stacked_optim`` updates
 every member with its own learning rate, momentum and clipping. A stopped member no longer changes;
 the others go on. Evaluation copies a member's weights into its own model and runs the task's shared
 ``evaluate``, exactly as a single run does.
@@ -204,8 +207,9 @@ class Member(Trainer):
         return True
 
 
-MAX_GROUP = 8  # members per vmapped group: beyond about 8, the stacked weights and their per-step
-# gradients leave a CPU core's caches and a step costs more than the members' separate steps would
+MAX_GROUP = 16  # members per vmapped group: each group costs the loop's per-step overhead once, and
+# its members' padded weights are read at every step (scripts/bench_population.py: on a 2-core CPU,
+# Greff's K=16 is fastest as one group, K=32 as two)
 
 
 class Group:
@@ -218,9 +222,9 @@ class Group:
         self.hidden = max(self.sizes)
         self.template = copy.deepcopy(members[self.sizes.index(self.hidden)].model)
         self.template.input_noise_std = max(m.model.input_noise_std for m in members)
-        for module in self.template.modules():  # torch's sequence kernels do not run under vmap
-            if isinstance(module, Recurrent):
-                module.impl = "python"
+        for module in self.template.modules():  # a kernel runs per member, a step loop once for all
+            if isinstance(module, Recurrent):  # members (rnnbench.member_steps)
+                module.stacked = True
         self.carried = None
 
     def stack(self, saved_optimizer: list[dict] | None):
@@ -229,7 +233,12 @@ class Group:
             own = [self.padded(j, m.model.get_parameter(name), name) for j, m in enumerate(self.members)]
             self.params[name] = torch.stack(own).requires_grad_()
         self.buffers = {"noise_scale": torch.stack([self.noise_scale(j) for j in range(len(self.members))])}
-        self.optimizer = StackedOptimizer(self.tc.optimizer, self.params, bool(self.tc.get("nesterov")))
+        nesterov = bool(self.tc.get("nesterov"))
+        self.optimizer = StackedOptimizer(
+            self.tc.optimizer, self.params, self.values("momentum"), self.values("weight_decay"), nesterov
+        )
+        clip = self.values("clip_norm", missing=float("inf"))
+        self.clip_norm = torch.tensor(clip, device=self.device) if min(clip) < float("inf") else None
         for j, saved in enumerate(saved_optimizer or []):
             padded = {n: {key: self.padded(j, v.to(self.device), n) for key, v in s.items()}
                       for n, s in saved["state"].items()}  # fmt: skip
@@ -284,19 +293,20 @@ class Group:
         loss_sum, count, self.state = batched(*args)
         return loss_sum, count, lengths
 
-    def update(self, active: torch.Tensor):
-        """Clips and steps every active member with its own values; carries the state on."""
-        grads = [p.grad for p in self.params.values() if p.grad is not None]
-        clip_per_member(grads, self.per_member("clip_norm", missing=float("inf")))
+    def update(self, active: torch.Tensor, everyone: bool):
+        """Clips and steps every active member with its own values (``everyone``: all are active);
+        carries the state on."""
+        if self.clip_norm is not None:
+            clip_per_member([p.grad for p in self.params.values() if p.grad is not None], self.clip_norm)
         lr = torch.tensor([m.optimizer.param_groups[0]["lr"] for m in self.members], device=self.device)
-        self.optimizer.step(lr, self.per_member("momentum"), self.per_member("weight_decay"), active)
+        self.optimizer.step(lr, active, everyone)
         for p in self.params.values():
             p.grad = None
         self.carried = detach(self.state) if self.task.carries_state else None
 
-    def per_member(self, key: str, missing: float = 0.0) -> torch.Tensor:
-        values = [m.tc.get(key) for m in self.members]
-        return torch.tensor([missing if v is None else float(v) for v in values], device=self.device)
+    def values(self, key: str, missing: float = 0.0) -> list[float]:
+        """Each member's ``trainer.<key>``."""
+        return [missing if m.tc.get(key) is None else float(m.tc.get(key)) for m in self.members]
 
 
 class Population:
@@ -353,7 +363,7 @@ class Population:
         active = active.to(self.device)
         torch.where(active, loss, torch.zeros_like(loss)).sum().backward()
         for group, ks in zip(self.groups, self.order):
-            group.update(active[ks])
+            group.update(active[ks], all(k in running for k in ks))
         zero = torch.zeros_like(loss_sum)
         self.window_loss += torch.where(active, loss_sum.detach(), zero)
         self.window_count += torch.where(active, count.detach(), zero)

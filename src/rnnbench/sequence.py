@@ -15,6 +15,10 @@ same outputs and gradients (tests/test_fast_paths.py):
   mask that is not a prefix of every column falls back to the step loop;
 * ``auto``: ``library`` where the cell has a kernel, else ``python`` (on a CPU, compiling the step
   measured no faster than the loop: see README "Speed").
+
+In a population's template (``stacked``, run under vmap by ``rnnbench.population``) a cell with a kernel
+runs it once per member, and the step loop of a stackable cell runs once for all members
+(``rnnbench.member_steps``), through the same ``run_steps``.
 """
 
 from __future__ import annotations
@@ -27,13 +31,29 @@ from torch import nn
 from rnnbench.cells.base import Cell, State
 from rnnbench.errors import ConfigError, check_choice
 from rnnbench.initial_state import InitialState
+from rnnbench.member_steps import each_member, member_steps
 
 IMPLS = ("auto", "python", "compiled", "library")
 
 
 def per_row(keep: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """(B,) bool -> (B, 1, ..., 1), broadcastable against a (B, ...) tensor of any shape."""
-    return keep.view(keep.shape[0], *([1] * (like.dim() - 1)))
+    """(B,) or (K, B) bool -> (B, 1, ..., 1) or (K, B, 1, ..., 1), broadcastable against ``like``."""
+    return keep.view(*keep.shape, *([1] * (like.dim() - keep.dim())))
+
+
+def run_steps(step, inputs, state, masks=None):
+    """The step loop: ``step`` over ``inputs`` (one tensor per step) from ``state``. Where a step's mask
+    is False, that sequence keeps the state of its last real step and outputs 0."""
+    outputs = []
+    for t, x_t in enumerate(inputs):
+        out, new_state = step(x_t, state)
+        if masks is not None:
+            keep = masks[t]
+            new_state = tuple(torch.where(per_row(keep, n), n, s) for n, s in zip(new_state, state))
+            out = torch.where(per_row(keep, out), out, torch.zeros_like(out))
+        outputs.append(out)
+        state = tuple(new_state)
+    return outputs, state
 
 
 class Recurrent(nn.Module):
@@ -49,6 +69,7 @@ class Recurrent(nn.Module):
                 "of a torch kernel); choose one of: auto, python, compiled"
             )
         self.cell, self.impl = cell, impl
+        self.stacked = False  # True in a population's template (see the module docstring)
         self.initial_state = InitialState(cell.state_shapes, initial_state, initial_state_std)
         self._compiled_step = None  # built at the first compiled forward; torch.compile caches per shape
 
@@ -68,6 +89,8 @@ class Recurrent(nn.Module):
         if state is None:
             state = self.initial_state(x.shape[1], x)
         path = self.path
+        if self.stacked and path == "library":
+            return each_member(self, x, state, mask)
         if path == "library":
             result = self.cell.sequence(x, state, mask)
             if result is not None:
@@ -78,19 +101,13 @@ class Recurrent(nn.Module):
                 self._compiled_step = torch.compile(self.cell.step, dynamic=False)
             step = self._compiled_step
         weights = self.cell.step_weights()  # resolved once per sequence, not per step
+        xp = self.cell.project_input(x)  # (T, B, ·): the only place the input matrices are applied
+        if self.stacked and self.cell.stackable:
+            return member_steps(self.cell.step, xp, state, mask, weights)
         if weights is not None:
             step = partial(step, weights=weights)
-        xp = self.cell.project_input(x)  # (T, B, ·): the only place the input matrices are applied
-        outputs = []
         # unbind, not xp[t]: one backward node for all steps instead of one full-size gradient per step
-        for t, xp_t in enumerate(xp.unbind(0)):
-            out, new_state = step(xp_t, state)
-            if mask is not None:  # padded steps keep the state of the last real step and output 0
-                keep = mask[t]
-                new_state = tuple(torch.where(per_row(keep, n), n, s) for n, s in zip(new_state, state))
-                out = torch.where(per_row(keep, out), out, torch.zeros_like(out))
-            outputs.append(out)
-            state = tuple(new_state)
+        outputs, state = run_steps(step, xp.unbind(0), state, None if mask is None else mask.unbind(0))
         return torch.stack(outputs), state
 
     def last_output(self, outputs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -4,7 +4,9 @@ Each member keeps its own learning rate, momentum, weight decay and gradient cli
 norm, never one norm across members), and its own step count. The update math is that of
 ``torch.optim.SGD`` (Nesterov included), ``Adam`` and ``RMSprop`` with their defaults, and of
 ``torch.nn.utils.clip_grad_norm_``, so a member follows the run it would be alone. Members that are not
-``active`` (stopped) keep their weights and optimiser state unchanged.
+``active`` (stopped) keep their weights and optimiser state unchanged. While every member is active,
+SGD updates in place, and terms that are 0 for every member (weight decay, momentum) are skipped: the
+stacked weights are large, and each pass over them costs as much as a few time steps.
 """
 
 from __future__ import annotations
@@ -29,11 +31,17 @@ def clip_per_member(grads: list[torch.Tensor], max_norms: torch.Tensor) -> None:
 
 
 class StackedOptimizer:
-    def __init__(self, kind: str, params: dict[str, torch.Tensor], nesterov: bool = False):
+    """``momentum`` and ``weight_decay``: each member's value (they stay fixed; the rate may change)."""
+
+    def __init__(self, kind: str, params: dict[str, torch.Tensor], momentum: list[float],
+                 weight_decay: list[float], nesterov: bool = False):  # fmt: skip
         self.kind, self.params, self.nesterov = kind, params, nesterov
         self.state = {name: self.fresh(p) for name, p in params.items()}
         first = next(iter(params.values()))
         self.steps = torch.zeros(first.shape[0], dtype=torch.float64, device=first.device)
+        self.momentum = torch.tensor(momentum, dtype=first.dtype, device=first.device)
+        self.weight_decay = torch.tensor(weight_decay, dtype=first.dtype, device=first.device)
+        self.has_momentum, self.has_decay = any(momentum), any(weight_decay)
 
     def fresh(self, p: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.kind == "sgd":
@@ -43,19 +51,34 @@ class StackedOptimizer:
         return {"square_avg": torch.zeros_like(p), "momentum_buffer": torch.zeros_like(p)}
 
     @torch.no_grad()
-    def step(self, lr, momentum, weight_decay, active: torch.Tensor) -> None:
-        """``lr``, ``momentum``, ``weight_decay``: (K,) tensors; ``active``: (K,) bool."""
+    def step(self, lr: torch.Tensor, active: torch.Tensor, everyone: bool = False) -> None:
+        """``lr``: (K,); ``active``: (K,) bool; ``everyone``: all members are active. Uses (and may
+        change) the gradients."""
         self.steps += active.to(self.steps.device, torch.float64)
+        momentum = self.momentum
         for name, p in self.params.items():
             g = p.grad
             if g is None:
                 continue
-            g = g + per_member(weight_decay, p) * p
+            if everyone and self.kind == "sgd":
+                self.sgd_in_place(p, g, self.state[name], lr)
+                continue
+            g = g + per_member(self.weight_decay, p) * p
             new_p, new_state = getattr(self, self.kind)(p, g, self.state[name], lr, momentum)
             keep = per_member(active, p)
             p.copy_(torch.where(keep, new_p, p))
             for key, value in new_state.items():
                 self.state[name][key] = torch.where(keep, value, self.state[name][key])
+
+    def sgd_in_place(self, p, g, state, lr):
+        """``sgd`` for every member, written into p, its buffer and its gradient."""
+        if self.has_decay:
+            g.addcmul_(p, per_member(self.weight_decay, p))
+        if self.has_momentum:
+            m = per_member(self.momentum, p)
+            buf = state["momentum_buffer"].mul_(m).add_(g)
+            g = g.addcmul_(buf, m) if self.nesterov else buf
+        p.addcmul_(g, per_member(-lr, p))
 
     def sgd(self, p, g, state, lr, momentum):
         m = per_member(momentum, p)

@@ -12,6 +12,11 @@ A cell is an ``nn.Module`` with
 users write share that one runner. A cell whose equations are exactly those of a torch kernel also has
 ``sequence(x, state, mask)``: the whole layer in that kernel (``library_kernel`` says whether it has one),
 which the runner calls instead of its time loop when ``impl`` allows.
+
+A ``stackable`` cell's step also runs a population's members at once (``rnnbench.member_steps``): every
+tensor it gets (``xp``, the state, the ``weights`` from ``step_weights``, a flat tuple) then has a
+leading member dimension, so the step reads parameters only through ``weights``, broadcasts vectors
+given as (1, H) rows, and applies each other 2-D weight only as ``h @ w``.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ class Cell(nn.Module):
     input_size: int
     hidden_size: int
     library_kernel: bool = False  # True: ``sequence`` runs the whole layer in a torch kernel
+    stackable: bool = False  # True: ``step`` runs a population's members at once (see above)
 
     @property
     def output_size(self) -> int:

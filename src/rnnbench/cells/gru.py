@@ -18,6 +18,8 @@ from rnnbench.cells.base import Cell, fused
 
 
 class GRUCell(Cell):
+    stackable = True
+
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()
         self.input_size, self.hidden_size = input_size, hidden_size

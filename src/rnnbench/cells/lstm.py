@@ -74,6 +74,8 @@ VARIANTS: dict[str, LSTMSpec] = {
 class LSTMCell(Cell):
     """Generic LSTM step; which gates exist is resolved here, once, from the spec."""
 
+    stackable = True
+
     def __init__(self, input_size: int, hidden_size: int, spec: LSTMSpec = JOZEFOWICZ_LSTM):
         super().__init__()
         self.input_size, self.hidden_size, self.spec = input_size, hidden_size, spec
@@ -116,19 +118,25 @@ class LSTMCell(Cell):
         weights = [self.weight_ih, self.weight_hh, self.bias, torch.zeros_like(self.bias)]
         return run_kernel("lstm", x, state[:2], weights, mask, self.training)
 
-    def step(self, xp, state: State):
+    def step_weights(self):
+        """``weight_hh`` (and ``weight_gg``) transposed for ``y @ w``, each peephole as a (1, H) row."""
+        rows = tuple(self.peephole[k : k + 1] for k in range(len(self.peephole_gates)))
+        return (self.weight_hh.t(), *rows, *((self.weight_gg.t(),) if self.spec.gate_recurrence else ()))
+
+    def step(self, xp, state: State, weights=None):
         y, c, H = state[0], state[1], self.hidden_size
-        pre = list((xp + y @ self.weight_hh.t()).split(H, -1))  # in ``gate_names`` order
+        w_hh, *rest = self.step_weights() if weights is None else weights
+        pre = list((xp + y @ w_hh).chunk(len(self.gate_names), -1))  # in ``gate_names`` order
         if self.spec.gate_recurrence:
-            rec = torch.cat(state[2:], -1) @ self.weight_gg.t()
+            rec = torch.cat(state[2:], -1) @ rest[-1]
             for name, r in zip(self.sigmoid_gates, rec.split(H, -1)):
                 pre[self.slot[name]] = pre[self.slot[name]] + r
         z = self.block_act(pre[self.slot["z"]])
-        i = self.gate(pre, "i", c) if "i" in self.slot else None
+        i = self.gate(pre, "i", c, rest) if "i" in self.slot else None
         coupled = self.spec.forget_gate == "coupled"
-        f = self.gate(pre, "f", c) if "f" in self.slot else (1 - i if coupled else None)
+        f = self.gate(pre, "f", c, rest) if "f" in self.slot else (1 - i if coupled else None)
         c_new = (z if i is None else z * i) + (c if f is None else c * f)
-        o = self.gate(pre, "o", c_new) if "o" in self.slot else None
+        o = self.gate(pre, "o", c_new, rest) if "o" in self.slot else None
         h = self.output_act(c_new)
         y_new = h if o is None else h * o
         if not self.spec.gate_recurrence:
@@ -136,7 +144,7 @@ class LSTMCell(Cell):
         gates = {"i": i, "f": f, "o": o}
         return y_new, (y_new, c_new, *(gates[g] for g in self.sigmoid_gates))
 
-    def gate(self, pre: list, name: str, cell_state):
-        """σ of a gate's pre-activation, plus its peephole on ``cell_state`` when it has one."""
+    def gate(self, pre: list, name: str, cell_state, peepholes):
+        """σ of a gate's pre-activation, plus its peephole (a row of ``peepholes``) on ``cell_state``."""
         a, row = pre[self.slot[name]], self.peephole_row.get(name)
-        return torch.sigmoid(a if row is None else a + self.peephole[row] * cell_state)
+        return torch.sigmoid(a if row is None else a + peepholes[row] * cell_state)

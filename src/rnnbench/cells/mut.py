@@ -34,6 +34,7 @@ def gated_update(h, z, candidate_pre):
 class _MutCell(Cell):
     n_input_matrices = 3  # how many of (W_xz, W_xr, W_xh) exist
     n_recurrent_matrices = 3  # how many of (W_hz, W_hr, W_hh) exist
+    stackable = True
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()

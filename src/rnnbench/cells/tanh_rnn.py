@@ -16,7 +16,7 @@ from rnnbench.cells.library import run_kernel
 
 
 class TanhCell(Cell):
-    library_kernel = True
+    library_kernel = stackable = True
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()
@@ -28,8 +28,12 @@ class TanhCell(Cell):
     def project_input(self, x):
         return torch.nn.functional.linear(x, self.weight_ih, self.bias)
 
-    def step(self, xp, state):
-        h = torch.tanh(xp + state[0] @ self.weight_hh.t())
+    def step_weights(self):
+        return (self.weight_hh.t(),)
+
+    def step(self, xp, state, weights=None):
+        (w_hh,) = self.step_weights() if weights is None else weights
+        h = torch.tanh(xp + state[0] @ w_hh)
         return h, (h,)
 
     def sequence(self, x, state, mask):
