@@ -79,6 +79,12 @@ def run(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in argv):
+        print(
+            __doc__.strip()
+            + '\n\nEvery key of search.* is listed with its meaning in configs/config.yaml; README, "Search".'
+        )
+        sys.exit(0)
     quiet_optuna()
     command = argv[0] if argv and argv[0] in ("status", "prepare", "worker") else "run"
     rest = argv[1:] if command != "run" else argv
