@@ -80,10 +80,8 @@ def run(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help") for a in argv):
-        print(
-            __doc__.strip()
-            + '\n\nEvery key of search.* is listed with its meaning in configs/config.yaml; README, "Search".'
-        )
+        keys = "`python -m rnnbench --cfg job search=greff` shows every search.* key; README, section Search."
+        print(__doc__.replace("``", "").strip() + "\n\n" + keys)
         sys.exit(0)
     quiet_optuna()
     command = argv[0] if argv and argv[0] in ("status", "prepare", "worker") else "run"
