@@ -13,7 +13,10 @@ same outputs and gradients (tests/test_fast_paths.py):
 * ``compiled``: the same loop over ``torch.compile(cell.step)``, compiled once per shape and reused;
 * ``library``: the cell's ``sequence``, torch's own kernel (``lstm``, ``lstm_b``, ``np``, ``tanh``); a
   mask that is not a prefix of every column falls back to the step loop;
-* ``auto``: ``library`` where the cell has a kernel, else ``python`` (on a CPU, compiling the step
+* ``fused``: the cell's ``fused_sequence``, the package's C++ kernel of the whole loop and its backward
+  (the LSTM family, on a CPU, float32 or float64; elsewhere, or where it cannot be built, the step loop);
+* ``auto``: ``library`` where the cell has a torch kernel, else ``fused`` where it has a fused one and its
+  weights are on the CPU and a C++ compiler is here, else ``python`` (on a CPU, compiling the step
   measured no faster than the loop: see README "Speed").
 """
 
@@ -24,11 +27,12 @@ from functools import partial
 import torch
 from torch import nn
 
+from rnnbench.cells import native
 from rnnbench.cells.base import Cell, State
 from rnnbench.errors import ConfigError, check_choice
 from rnnbench.initial_state import InitialState
 
-IMPLS = ("auto", "python", "compiled", "library")
+IMPLS = ("auto", "python", "compiled", "library", "fused")
 
 
 def per_row(keep: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -48,6 +52,11 @@ class Recurrent(nn.Module):
                 f"cell.impl=library is not available for {type(cell).__name__} (its equations are not those "
                 "of a torch kernel); choose one of: auto, python, compiled"
             )
+        if impl == "fused" and not cell.fused_kernel:
+            raise ConfigError(
+                f"cell.impl=fused is not available for {type(cell).__name__} (it has no fused kernel: the "
+                "LSTM family has); choose one of: auto, python, compiled"
+            )
         self.cell, self.impl = cell, impl
         self.initial_state = InitialState(cell.state_shapes, initial_state, initial_state_std)
         self._compiled_step = None  # built at the first compiled forward; torch.compile caches per shape
@@ -58,10 +67,16 @@ class Recurrent(nn.Module):
 
     @property
     def path(self) -> str:
-        """The way sequences run: ``library``, ``compiled`` or ``python`` (what ``auto`` resolves to)."""
-        if self.impl == "auto":
-            return "library" if self.cell.library_kernel else "python"
-        return self.impl
+        """The way sequences run: ``library``, ``fused``, ``compiled`` or ``python`` (what ``auto`` resolves
+        to, for the device the cell's weights are on now)."""
+        if self.impl != "auto":
+            return self.impl
+        if self.cell.library_kernel:
+            return "library"
+        weight = next(self.cell.parameters(), None)
+        on_cpu = weight is None or weight.device.type == "cpu"
+        fused = self.cell.fused_kernel and on_cpu and native.can_build(self.cell.fused_kernel)
+        return "fused" if fused else "python"
 
     def forward(self, x: torch.Tensor, state: State | None = None, mask: torch.Tensor | None = None):
         """Returns outputs (T, B, O) and the final state (that of each column's last real step)."""
@@ -70,6 +85,10 @@ class Recurrent(nn.Module):
         path = self.path
         if path == "library":
             result = self.cell.sequence(x, state, mask)
+            if result is not None:
+                return result
+        if path == "fused":
+            result = self.cell.fused_sequence(x, state, mask)
             if result is not None:
                 return result
         step = self.cell.step

@@ -21,7 +21,8 @@ G*H*(I+H+1) + P*H (+ 9*H*H with FGR).
 
 A variant with all three gates, no peepholes, no gate recurrence and tanh for g and h (``lstm``,
 ``lstm_b``, ``np``) is exactly ``torch.nn.LSTM``: ``sequence`` runs torch's LSTM kernel on the cell's
-own weights (``rnnbench.cells.library``).
+own weights (``rnnbench.cells.library``). Every variant, FGR included, also runs in the package's fused
+C++ kernel (``fused_sequence``, ``rnnbench.cells.lstm_kernel``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from rnnbench.cells import lstm_kernel
 from rnnbench.cells.base import Cell, State, fused
 from rnnbench.cells.library import run_kernel
 
@@ -74,6 +76,8 @@ VARIANTS: dict[str, LSTMSpec] = {
 class LSTMCell(Cell):
     """Generic LSTM step; which gates exist is resolved here, once, from the spec."""
 
+    fused_kernel = lstm_kernel.NAME
+
     def __init__(self, input_size: int, hidden_size: int, spec: LSTMSpec = JOZEFOWICZ_LSTM):
         super().__init__()
         self.input_size, self.hidden_size, self.spec = input_size, hidden_size, spec
@@ -115,6 +119,9 @@ class LSTMCell(Cell):
             return None
         weights = [self.weight_ih, self.weight_hh, self.bias, torch.zeros_like(self.bias)]
         return run_kernel("lstm", x, state[:2], weights, mask, self.training)
+
+    def fused_sequence(self, x, state, mask):
+        return lstm_kernel.run(self, x, state, mask)
 
     def step(self, xp, state: State):
         y, c, H = state[0], state[1], self.hidden_size
