@@ -4,9 +4,9 @@
 // Built and loaded by rnnbench/cells/lstm_kernel.py, which also holds the equations.
 //
 // Tensors are contiguous, time-major, float or double:
-//   xp (T, B, G*H): the input projection with the bias, gate blocks in the order (i, f, z, o) of the
-//     gates that exist (the rows of weight_hh);
-//   w_hh (G*H, H); peephole (P, H), one row per sigmoid gate (i, f, o of those that exist) or empty;
+//   x (T, B, I); w_ih (G*H, I), w_hh (G*H, H) and bias (G*H): gate blocks in the order (i, f, z, o) of
+//     the gates that exist; the input projection x w_ih^T + bias of all steps is one product in front;
+//   peephole (S, H), one row per sigmoid gate (i, f, o of those that exist) or empty;
 //   w_gg (S*H, S*H), the gate recurrence over the S sigmoid gates, or empty;
 //   mask (T, B) bool or empty: padded steps keep the state and output zeros.
 // Saved for the backward: ys, cs (T+1, B, H) the states y and c after each step (index 0: initial),
@@ -15,16 +15,20 @@
 
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/ops/addmm.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/from_blob.h>
 #include <ATen/ops/mm.h>
+#include <ATen/ops/sum.h>
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -103,30 +107,54 @@ inline T tanh_(T x) {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Matrix products of one step. Few rows: plain loops (a BLAS call through the dispatcher costs more
-// than the product itself); more rows: BLAS.
+// Matrix products. float32 goes through oneDNN's matmul where torch has it (mkldnn::_linear_pointwise,
+// the recurrent weights packed once per sequence): on the AMD CPUs this was measured on it runs the
+// layer's products up to twice as fast as MKL's sgemm, which at::mm calls there. Otherwise at::mm.
+// A step's product with few rows runs in plain loops: any library call costs more than the product.
 
 constexpr int64_t kLoopRows = 4;
 
-// out (B, N) (+)= a (B, K) @ m (K, N), all row-major and contiguous.
+std::optional<c10::OperatorHandle> find_op(const char* name) {
+  return c10::Dispatcher::singleton().findSchema({name, ""});
+}
+
+bool onednn_found() {
+  static const bool found = find_op("mkldnn::_linear_pointwise") && find_op("mkldnn::_reorder_linear_weight");
+  return found;
+}
+
+bool use_onednn(const at::Tensor& like) { return like.scalar_type() == at::kFloat && onednn_found(); }
+
+// a (M, K) @ w^T + bias, w (N, K) plain or packed
+at::Tensor onednn_linear(const at::Tensor& a, const at::Tensor& w, const std::optional<at::Tensor>& bias) {
+  static const c10::OperatorHandle op = *find_op("mkldnn::_linear_pointwise");
+  std::vector<c10::IValue> stack{a, w, bias ? c10::IValue(*bias) : c10::IValue(), c10::IValue(std::string("none")),
+                                 c10::IValue(c10::List<std::optional<at::Scalar>>()), c10::IValue()};
+  op.callBoxed(&stack);
+  return stack[0].toTensor();
+}
+
+at::Tensor onednn_pack(const at::Tensor& w, int64_t batch) {
+  static const c10::OperatorHandle op = *find_op("mkldnn::_reorder_linear_weight");
+  std::vector<c10::IValue> stack{w, c10::IValue(batch)};
+  op.callBoxed(&stack);
+  return stack[0].toTensor();
+}
+
+// a (M, K) @ w^T (+ bias), w (N, K): the products over all steps at once
+at::Tensor linear(const at::Tensor& a, const at::Tensor& w, const std::optional<at::Tensor>& bias = std::nullopt) {
+  if (use_onednn(a)) return onednn_linear(a, w, bias);
+  return bias ? at::addmm(*bias, a, w.t()) : at::mm(a, w.t());
+}
+
+// out (B, N) = a (B, K) @ m (K, N), all row-major and contiguous
 template <typename T>
-void matmul(T* __restrict__ out, const T* __restrict__ a, const T* __restrict__ m, int64_t B, int64_t K,
-            int64_t N, bool accumulate, const at::TensorOptions& options) {
-  if (B > kLoopRows) {
-    auto out_t = at::from_blob(out, {B, N}, options);
-    auto a_t = at::from_blob(const_cast<T*>(a), {B, K}, options);
-    auto m_t = at::from_blob(const_cast<T*>(m), {K, N}, options);
-    if (accumulate) {
-      at::addmm_out(out_t, out_t, a_t, m_t);
-    } else {
-      at::mm_out(out_t, a_t, m_t);
-    }
-    return;
-  }
+void loop_matmul(T* __restrict__ out, const T* __restrict__ a, const T* __restrict__ m, int64_t B, int64_t K,
+                 int64_t N) {
   for (int64_t b = 0; b < B; ++b) {
     T* __restrict__ o = out + b * N;
     const T* ab = a + b * K;
-    if (!accumulate) std::fill(o, o + N, T(0));
+    std::fill(o, o + N, T(0));
     int64_t k = 0;
     for (; k + 4 <= K; k += 4) {  // four rows of m per pass over o
       const T a0 = ab[k], a1 = ab[k + 1], a2 = ab[k + 2], a3 = ab[k + 3];
@@ -144,17 +172,52 @@ void matmul(T* __restrict__ out, const T* __restrict__ a, const T* __restrict__ 
   }
 }
 
+// a (B, K) @ w^T at every step, for one w (N, K) over the sequence
+template <typename T>
+class StepProduct {
+ public:
+  StepProduct(const at::Tensor& w, int64_t B) : B_(B), K_(w.size(1)), N_(w.size(0)), options_(w.options()) {
+    if (B > kLoopRows && use_onednn(w)) {
+      packed_ = onednn_pack(w.contiguous(), B);
+    } else {
+      rows_ = w.t().contiguous();  // (K, N)
+      out_ = at::empty({B, N_}, options_);
+    }
+  }
+
+  // the (B, N) product, valid until the next call
+  const T* operator()(const T* a) {
+    auto a_t = [&] { return at::from_blob(const_cast<T*>(a), {B_, K_}, options_); };
+    if (packed_.defined()) {
+      result_ = onednn_linear(a_t(), packed_, std::nullopt);
+      TORCH_CHECK(result_.is_contiguous(), "expected a contiguous product");
+      return result_.data_ptr<T>();
+    }
+    if (B_ > kLoopRows) {
+      at::mm_out(out_, a_t(), rows_);
+    } else {
+      loop_matmul(out_.data_ptr<T>(), a, rows_.data_ptr<T>(), B_, K_, N_);
+    }
+    return out_.data_ptr<T>();
+  }
+
+ private:
+  int64_t B_, K_, N_;
+  at::TensorOptions options_;
+  at::Tensor packed_, rows_, out_, result_;
+};
+
 // ---------------------------------------------------------------------------------------------------
 
 struct Layout {
-  int64_t T, B, H, G, S;
+  int64_t T, B, I, H, G, S;
   int64_t forget;
   bool block_tanh, output_tanh, peepholes, recurrence;
-  int64_t slot_i = -1, slot_f = -1, slot_z = -1, slot_o = -1;  // gate blocks in xp / acts
+  int64_t slot_i = -1, slot_f = -1, slot_z = -1, slot_o = -1;  // gate blocks in w_ih, w_hh, acts
   int64_t sig_i = -1, sig_f = -1, sig_o = -1;  // blocks among the sigmoid gates (peephole rows, w_gg)
 
-  Layout(const at::Tensor& xp, const at::Tensor& peephole, const at::Tensor& w_gg, bool input_gate,
-         int64_t forget_, bool output_gate, bool block_tanh_, bool output_tanh_)
+  Layout(const at::Tensor& x, const at::Tensor& w_hh, const at::Tensor& peephole, const at::Tensor& w_gg,
+         bool input_gate, int64_t forget_, bool output_gate, bool block_tanh_, bool output_tanh_)
       : forget(forget_), block_tanh(block_tanh_), output_tanh(output_tanh_) {
     TORCH_CHECK(forget >= kGate && forget <= kCoupled, "forget must be 0 (gate), 1 (none) or 2 (coupled)");
     TORCH_CHECK(forget != kCoupled || input_gate, "a coupled forget gate needs the input gate");
@@ -164,12 +227,22 @@ struct Layout {
     slot_z = g++;
     if (output_gate) slot_o = g++, sig_o = s++;
     G = g, S = s;
-    T = xp.size(0), B = xp.size(1), H = xp.size(2) / G;
-    TORCH_CHECK(xp.dim() == 3 && xp.size(2) == G * H, "xp must be (T, B, G*H)");
+    TORCH_CHECK(x.dim() == 3 && w_hh.dim() == 2, "x must be (T, B, I) and w_hh (G*H, H)");
+    T = x.size(0), B = x.size(1), I = x.size(2), H = w_hh.size(1);
+    TORCH_CHECK(w_hh.size(0) == G * H, "w_hh must be (G*H, H) for the ", G, " gates");
     peepholes = peephole.numel() > 0;
     recurrence = w_gg.numel() > 0;
     TORCH_CHECK(!peepholes || (peephole.size(0) == S && peephole.size(1) == H), "peephole must be (S, H)");
     TORCH_CHECK(!recurrence || (w_gg.size(0) == S * H && w_gg.size(1) == S * H), "w_gg must be (S*H, S*H)");
+  }
+
+  // (slot in the gate rows, block among the sigmoid gates) of each sigmoid gate that exists
+  std::vector<std::pair<int64_t, int64_t>> sigmoid_gates() const {
+    std::vector<std::pair<int64_t, int64_t>> gates;
+    for (auto [slot, block] : {std::pair{slot_i, sig_i}, {slot_f, sig_f}, {slot_o, sig_o}}) {
+      if (slot >= 0) gates.emplace_back(slot, block);
+    }
+    return gates;
   }
 };
 
@@ -195,38 +268,43 @@ void sigmoid_gate(T* __restrict__ a, const T* __restrict__ p, const T* __restric
   }
 }
 
+// The time loop. xp: the input projection (T, B, G*H); writes the saved tensors and the outputs.
 template <typename T>
-void forward_loop(const Layout& L, const bool* mask, const T* w_hh_t, const T* peephole, const T* w_gg_t,
-                  T* acts, T* ys, T* cs, T* gs, T* hc, T* out, const at::TensorOptions& options) {
+void forward_loop(const Layout& L, const bool* mask, const T* xp, const at::Tensor& w_hh, const T* peephole,
+                  const at::Tensor& w_gg, T* acts, T* ys, T* cs, T* gs, T* hc, T* out) {
   const int64_t B = L.B, H = L.H, GH = L.G * H, SH = L.S * H;
-  std::vector<T> rec(L.recurrence ? B * SH : 0);
+  StepProduct<T> recurrent(w_hh, B);
+  std::optional<StepProduct<T>> gate_recurrent;
+  if (L.recurrence) gate_recurrent.emplace(w_gg, B);
+  const auto sigmoid_gates = L.sigmoid_gates();
   auto peep = [&](int64_t row) { return L.peepholes && row >= 0 ? peephole + row * H : nullptr; };
   for (int64_t t = 0; t < L.T; ++t) {
-    T* acts_t = acts + t * B * GH;
     const T *y_prev = ys + t * B * H, *c_prev = cs + t * B * H, *g_prev = gs + t * B * SH;
-    matmul(acts_t, y_prev, w_hh_t, B, H, GH, true, options);
-    if (L.recurrence) matmul(rec.data(), g_prev, w_gg_t, B, SH, SH, false, options);
+    const T* rec = recurrent(y_prev);  // (B, G*H)
+    const T* gate_rec = L.recurrence ? (*gate_recurrent)(g_prev) : nullptr;  // (B, S*H)
     for (int64_t b = 0; b < B; ++b) {
-      T* a = acts_t + b * GH;
+      const int64_t row = t * B + b;
+      T* __restrict__ a = acts + row * GH;
       const T* cp = c_prev + b * H;
-      T* c = cs + ((t + 1) * B + b) * H;
-      T* y = ys + ((t + 1) * B + b) * H;
-      T* h_c = hc + (t * B + b) * H;
-      T* o_t = out + (t * B + b) * H;
-      T* g = gs + ((t + 1) * B + b) * SH;
-      if (mask && !mask[t * B + b]) {  // padded: keep the state, output 0
+      T* c = cs + (row + B) * H;
+      T* y = ys + (row + B) * H;
+      T* h_c = hc + row * H;
+      T* o_t = out + row * H;
+      T* g = gs + (row + B) * SH;
+      if (mask && !mask[row]) {  // padded: keep the state, output 0
         std::memcpy(c, cp, H * sizeof(T));
         std::memcpy(y, y_prev + b * H, H * sizeof(T));
         if (L.recurrence) std::memcpy(g, g_prev + b * SH, SH * sizeof(T));
         std::fill(o_t, o_t + H, T(0));
         continue;
       }
+      const T* __restrict__ xp_b = xp + row * GH;
+      const T* __restrict__ rec_b = rec + b * GH;
+      for (int64_t k = 0; k < GH; ++k) a[k] = xp_b[k] + rec_b[k];  // the pre-activations
       if (L.recurrence) {
-        const int64_t sig_slots[] = {L.slot_i, L.slot_f, L.slot_o}, sig_blocks[] = {L.sig_i, L.sig_f, L.sig_o};
-        for (int k = 0; k < 3; ++k) {
-          if (sig_slots[k] < 0) continue;
-          T* ak = a + sig_slots[k] * H;
-          const T* rk = rec.data() + b * SH + sig_blocks[k] * H;
+        for (auto [slot, block] : sigmoid_gates) {
+          T* __restrict__ ak = a + slot * H;
+          const T* __restrict__ rk = gate_rec + b * SH + block * H;
           for (int64_t h = 0; h < H; ++h) ak[h] += rk[h];
         }
       }
@@ -262,10 +340,8 @@ void forward_loop(const Layout& L, const bool* mask, const T* w_hh_t, const T* p
         std::memcpy(y, h_c, H * sizeof(T));
       }
       std::memcpy(o_t, y, H * sizeof(T));
-      if (L.recurrence) {  // the new gate state: the sigmoid gates' activations
-        if (i) std::memcpy(g + L.sig_i * H, i, H * sizeof(T));
-        if (f) std::memcpy(g + L.sig_f * H, f, H * sizeof(T));
-        if (o) std::memcpy(g + L.sig_o * H, o, H * sizeof(T));
+      for (auto [slot, block] : sigmoid_gates) {  // the new gate state: the sigmoid gates' activations
+        if (L.recurrence) std::memcpy(g + block * H, a + slot * H, H * sizeof(T));
       }
     }
   }
@@ -346,8 +422,7 @@ void backward_row(const Layout& L, const T* a, const T* cp, const T* c, const T*
     std::memcpy(dc_rec, dc, H * sizeof(T));
   }
   if (L.peepholes) {  // the input and forget gates' peepholes read c_prev
-    const std::pair<const T*, int64_t> gates[] = {{di, L.sig_i}, {df, L.sig_f}};
-    for (const auto& [dgate, row] : gates) {
+    for (auto [dgate, row] : {std::pair<T*, int64_t>{di, L.sig_i}, {df, L.sig_f}}) {
       if (!dgate) continue;
       const T* p = peephole + row * H;
       T* dp = dpeep + row * H;
@@ -359,112 +434,121 @@ void backward_row(const Layout& L, const T* a, const T* cp, const T* c, const T*
   }
 }
 
+// The time loop backwards: the gradients of the pre-activations (dgates, (T, B, G*H); dsig, theirs of
+// the sigmoid gates, (T, B, S*H), under gate recurrence) and of the initial state (in the *_rec).
 template <typename T>
-void backward_loop(const Layout& L, const bool* mask, const T* dout, const T* cs, const T* acts,
-                   const T* hc, const T* w_hh, const T* peephole, const T* w_gg, T* dgates, T* dsig,
-                   T* dy_rec, T* dc_rec, T* dg_rec, T* dpeep, const at::TensorOptions& options) {
+void backward_loop(const Layout& L, const bool* mask, const T* dout, const T* cs, const T* acts, const T* hc,
+                   const at::Tensor& w_hh, const T* peephole, const at::Tensor& w_gg, T* dgates, T* dsig,
+                   T* dy_rec, T* dc_rec, T* dg_rec, T* dpeep) {
   const int64_t B = L.B, H = L.H, GH = L.G * H, SH = L.S * H;
-  std::vector<T> dy(H), dc(H), dy_new(B * H), dg_new(L.recurrence ? B * SH : 0);
+  StepProduct<T> recurrent(w_hh.t(), B);  // d_t @ w_hh
+  std::optional<StepProduct<T>> gate_recurrent;
+  if (L.recurrence) gate_recurrent.emplace(w_gg.t(), B);
+  const auto sigmoid_gates = L.sigmoid_gates();
+  std::vector<T> dy(H), dc(H);
   for (int64_t t = L.T - 1; t >= 0; --t) {
     T* d_t = dgates + t * B * GH;
-    T* dsig_t = dsig ? dsig + t * B * SH : nullptr;
+    T* dsig_t = L.recurrence ? dsig + t * B * SH : nullptr;
     for (int64_t b = 0; b < B; ++b) {
+      const int64_t row = t * B + b;
       T* d = d_t + b * GH;
-      if (mask && !mask[t * B + b]) {  // padded: no gradient to this step; the state's passes by
+      if (mask && !mask[row]) {  // padded: no gradient to this step; the state's passes by
         std::fill(d, d + GH, T(0));
         if (dsig_t) std::fill(dsig_t + b * SH, dsig_t + (b + 1) * SH, T(0));
         continue;
       }
-      const int64_t row = t * B + b;
       backward_row(L, acts + row * GH, cs + row * H, cs + (row + B) * H, hc + row * H, dout + row * H,
                    dy_rec + b * H, dc_rec + b * H, L.recurrence ? dg_rec + b * SH : nullptr, peephole, d,
                    dpeep, dy.data(), dc.data());
-      if (dsig_t) {
-        const int64_t sig_slots[] = {L.slot_i, L.slot_f, L.slot_o}, sig_blocks[] = {L.sig_i, L.sig_f, L.sig_o};
-        for (int k = 0; k < 3; ++k) {
-          if (sig_slots[k] >= 0) std::memcpy(dsig_t + b * SH + sig_blocks[k] * H, d + sig_slots[k] * H, H * sizeof(T));
-        }
+      for (auto [slot, block] : sigmoid_gates) {
+        if (dsig_t) std::memcpy(dsig_t + b * SH + block * H, d + slot * H, H * sizeof(T));
       }
     }
-    // to y_{t-1} (and g_{t-1}) through the recurrent matrices
-    matmul(dy_new.data(), d_t, w_hh, B, GH, H, false, options);
-    if (L.recurrence) matmul(dg_new.data(), dsig_t, w_gg, B, SH, SH, false, options);
+    // to y_{t-1} (and g_{t-1}) through the recurrent matrices; padded rows keep theirs
+    const T* dy_prev = recurrent(d_t);
+    const T* dg_prev = L.recurrence ? (*gate_recurrent)(dsig_t) : nullptr;
     for (int64_t b = 0; b < B; ++b) {
       if (mask && !mask[t * B + b]) continue;
-      std::memcpy(dy_rec + b * H, dy_new.data() + b * H, H * sizeof(T));
-      if (L.recurrence) std::memcpy(dg_rec + b * SH, dg_new.data() + b * SH, SH * sizeof(T));
+      std::memcpy(dy_rec + b * H, dy_prev + b * H, H * sizeof(T));
+      if (L.recurrence) std::memcpy(dg_rec + b * SH, dg_prev + b * SH, SH * sizeof(T));
     }
   }
 }
 
-std::vector<at::Tensor> lstm_forward(const at::Tensor& xp, const at::Tensor& y0, const at::Tensor& c0,
-                                     const at::Tensor& g0, const at::Tensor& w_hh, const at::Tensor& peephole,
-                                     const at::Tensor& w_gg, const at::Tensor& mask, bool input_gate,
-                                     int64_t forget, bool output_gate, bool block_tanh, bool output_tanh) {
-  const Layout L(xp, peephole, w_gg, input_gate, forget, output_gate, block_tanh, output_tanh);
-  for (const auto& [t, name] : {std::pair{xp, "xp"}, {y0, "y0"}, {c0, "c0"}, {w_hh, "w_hh"}}) check(t, xp, name);
-  if (L.peepholes) check(peephole, xp, "peephole");
-  if (L.recurrence) check(g0, xp, "g0"), check(w_gg, xp, "w_gg");
+// Returns out (T, B, H) and what the backward reads: ys, cs, gs, acts, hc.
+std::vector<at::Tensor> lstm_forward(const at::Tensor& x, const at::Tensor& w_ih, const at::Tensor& bias,
+                                     const at::Tensor& y0, const at::Tensor& c0, const at::Tensor& g0,
+                                     const at::Tensor& w_hh, const at::Tensor& peephole, const at::Tensor& w_gg,
+                                     const at::Tensor& mask, bool input_gate, int64_t forget, bool output_gate,
+                                     bool block_tanh, bool output_tanh) {
+  const Layout L(x, w_hh, peephole, w_gg, input_gate, forget, output_gate, block_tanh, output_tanh);
+  for (const auto& [t, name] : {std::pair{x, "x"}, {w_ih, "w_ih"}, {bias, "bias"}, {y0, "y0"}, {c0, "c0"},
+                                {w_hh, "w_hh"}}) {
+    check(t, x, name);
+  }
+  if (L.peepholes) check(peephole, x, "peephole");
+  if (L.recurrence) check(g0, x, "g0"), check(w_gg, x, "w_gg");
   const bool* m = mask_data(mask, L);
-  const auto options = xp.options();
+  const auto options = x.options();
   const int64_t T = L.T, B = L.B, H = L.H;
-  auto acts = xp.clone();
+  auto xp = linear(x.view({T * B, L.I}), w_ih, bias).contiguous();  // the input projection of all steps
+  auto acts = at::empty({T, B, L.G * H}, options);
   auto ys = at::empty({T + 1, B, H}, options), cs = at::empty({T + 1, B, H}, options);
   auto gs = at::empty({L.recurrence ? T + 1 : 0, B, L.S * H}, options);
   auto hc = at::empty({T, B, H}, options), out = at::empty({T, B, H}, options);
   ys[0].copy_(y0);
   cs[0].copy_(c0);
   if (L.recurrence) gs[0].copy_(g0);
-  auto w_hh_t = w_hh.t().contiguous();  // (H, G*H): the step's product reads rows
-  auto w_gg_t = L.recurrence ? w_gg.t().contiguous() : w_gg;
-  AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "lstm_forward", [&] {
-    forward_loop<scalar_t>(L, m, w_hh_t.data_ptr<scalar_t>(),
-                           L.peepholes ? peephole.data_ptr<scalar_t>() : nullptr,
-                           L.recurrence ? w_gg_t.data_ptr<scalar_t>() : nullptr, acts.data_ptr<scalar_t>(),
-                           ys.data_ptr<scalar_t>(), cs.data_ptr<scalar_t>(),
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_forward", [&] {
+    forward_loop<scalar_t>(L, m, xp.data_ptr<scalar_t>(), w_hh, L.peepholes ? peephole.data_ptr<scalar_t>() : nullptr,
+                           w_gg, acts.data_ptr<scalar_t>(), ys.data_ptr<scalar_t>(), cs.data_ptr<scalar_t>(),
                            L.recurrence ? gs.data_ptr<scalar_t>() : nullptr, hc.data_ptr<scalar_t>(),
-                           out.data_ptr<scalar_t>(), options);
+                           out.data_ptr<scalar_t>());
   });
   return {out, ys, cs, gs, acts, hc};
 }
 
-// Returns the gradients of xp, y0, c0, g0, w_hh, peephole, w_gg.
+// Returns the gradients of x (empty unless input_grad), w_ih, bias, y0, c0, g0, w_hh, peephole, w_gg.
 std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& dy_final,
-                                      const at::Tensor& dc_final, const at::Tensor& dg_final,
-                                      const at::Tensor& ys, const at::Tensor& cs, const at::Tensor& gs,
-                                      const at::Tensor& acts, const at::Tensor& hc, const at::Tensor& w_hh,
-                                      const at::Tensor& peephole, const at::Tensor& w_gg, const at::Tensor& mask,
-                                      bool input_gate, int64_t forget, bool output_gate, bool block_tanh,
-                                      bool output_tanh) {
-  const Layout L(acts, peephole, w_gg, input_gate, forget, output_gate, block_tanh, output_tanh);
+                                      const at::Tensor& dc_final, const at::Tensor& dg_final, const at::Tensor& x,
+                                      const at::Tensor& w_ih, const at::Tensor& ys, const at::Tensor& cs,
+                                      const at::Tensor& gs, const at::Tensor& acts, const at::Tensor& hc,
+                                      const at::Tensor& w_hh, const at::Tensor& peephole, const at::Tensor& w_gg,
+                                      const at::Tensor& mask, bool input_grad, bool input_gate, int64_t forget,
+                                      bool output_gate, bool block_tanh, bool output_tanh) {
+  const Layout L(x, w_hh, peephole, w_gg, input_gate, forget, output_gate, block_tanh, output_tanh);
   for (const auto& [t, name] : {std::pair{dout, "dout"}, {dy_final, "dy_final"}, {dc_final, "dc_final"},
-                                {ys, "ys"}, {cs, "cs"}, {hc, "hc"}, {w_hh, "w_hh"}}) {
-    check(t, acts, name);
+                                {x, "x"}, {w_ih, "w_ih"}, {ys, "ys"}, {cs, "cs"}, {acts, "acts"}, {hc, "hc"},
+                                {w_hh, "w_hh"}}) {
+    check(t, x, name);
   }
-  if (L.recurrence) check(dg_final, acts, "dg_final"), check(gs, acts, "gs");
+  if (L.peepholes) check(peephole, x, "peephole");
+  if (L.recurrence) check(dg_final, x, "dg_final"), check(gs, x, "gs"), check(w_gg, x, "w_gg");
   const bool* m = mask_data(mask, L);
-  const auto options = acts.options();
+  const auto options = x.options();
   const int64_t T = L.T, B = L.B, H = L.H, GH = L.G * H, SH = L.S * H;
   auto dgates = at::empty({T, B, GH}, options);
   auto dsig = at::empty({L.recurrence ? T : 0, B, SH}, options);
   auto dy_rec = dy_final.clone(), dc_rec = dc_final.clone();
   auto dg_rec = L.recurrence ? dg_final.clone() : at::empty({0}, options);
   auto dpeep = at::zeros({L.peepholes ? L.S : 0, H}, options);
-  AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "lstm_backward", [&] {
-    backward_loop<scalar_t>(
-        L, m, dout.data_ptr<scalar_t>(), cs.data_ptr<scalar_t>(),
-        acts.data_ptr<scalar_t>(), hc.data_ptr<scalar_t>(), w_hh.data_ptr<scalar_t>(),
-        L.peepholes ? peephole.data_ptr<scalar_t>() : nullptr, L.recurrence ? w_gg.data_ptr<scalar_t>() : nullptr,
-        dgates.data_ptr<scalar_t>(), L.recurrence ? dsig.data_ptr<scalar_t>() : nullptr,
-        dy_rec.data_ptr<scalar_t>(), dc_rec.data_ptr<scalar_t>(),
-        L.recurrence ? dg_rec.data_ptr<scalar_t>() : nullptr, L.peepholes ? dpeep.data_ptr<scalar_t>() : nullptr,
-        options);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_backward", [&] {
+    backward_loop<scalar_t>(L, m, dout.data_ptr<scalar_t>(), cs.data_ptr<scalar_t>(), acts.data_ptr<scalar_t>(),
+                            hc.data_ptr<scalar_t>(), w_hh, L.peepholes ? peephole.data_ptr<scalar_t>() : nullptr,
+                            w_gg, dgates.data_ptr<scalar_t>(), L.recurrence ? dsig.data_ptr<scalar_t>() : nullptr,
+                            dy_rec.data_ptr<scalar_t>(), dc_rec.data_ptr<scalar_t>(),
+                            L.recurrence ? dg_rec.data_ptr<scalar_t>() : nullptr,
+                            L.peepholes ? dpeep.data_ptr<scalar_t>() : nullptr);
   });
-  // the recurrent matrices' gradients: one product over all steps (padded steps contribute zeros)
-  auto dw_hh = at::mm(dgates.view({T * B, GH}).t(), ys.narrow(0, 0, T).reshape({T * B, H}));
-  auto dw_gg = L.recurrence ? at::mm(dsig.view({T * B, SH}).t(), gs.narrow(0, 0, T).reshape({T * B, SH}))
+  // the matrices' gradients: one product over all steps each (padded steps contribute zeros)
+  auto d2 = dgates.view({T * B, GH});
+  auto dx = input_grad ? linear(d2, w_ih.t().contiguous()).view({T, B, L.I}) : at::empty({0}, options);
+  auto dw_ih = linear(d2.t(), x.view({T * B, L.I}).t());
+  auto dbias = d2.sum(0);
+  auto dw_hh = linear(d2.t(), ys.narrow(0, 0, T).reshape({T * B, H}).t());
+  auto dw_gg = L.recurrence ? linear(dsig.view({T * B, SH}).t(), gs.narrow(0, 0, T).reshape({T * B, SH}).t())
                             : at::empty({0}, options);
-  return {dgates, dy_rec, dc_rec, dg_rec, dw_hh, dpeep, dw_gg};
+  return {dx, dw_ih, dbias, dy_rec, dc_rec, dg_rec, dw_hh, dpeep, dw_gg};
 }
 
 }  // namespace
