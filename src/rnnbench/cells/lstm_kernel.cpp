@@ -258,13 +258,86 @@ const bool* mask_data(const at::Tensor& mask, const Layout& L) {
   return mask.data_ptr<bool>();
 }
 
-// a = σ(a + p ⊙ c) in place (p null: no peephole)
+// Each step of each row is one pass over the units, branch-free so that it vectorises. A gate, peephole or
+// gate recurrence that the variant lacks reads a stand-in (ones or zeros, which leave every value
+// exactly as without it) and writes to scratch.
 template <typename T>
-void sigmoid_gate(T* __restrict__ a, const T* __restrict__ p, const T* __restrict__ c, int64_t H) {
-  if (p) {
-    for (int64_t h = 0; h < H; ++h) a[h] = sigmoid(a[h] + p[h] * c[h]);
-  } else {
-    for (int64_t h = 0; h < H; ++h) a[h] = sigmoid(a[h]);
+struct StandIns {
+  int64_t H;
+  std::vector<T> ones, zeros, scratch;
+  explicit StandIns(int64_t H_) : H(H_), ones(H_, T(1)), zeros(H_, T(0)), scratch(10 * H_, T(0)) {}
+  T* sink(int k) { return scratch.data() + k * H; }
+};
+
+// a where mask is all ones, b where it is zero: the variant's choices as bit operations, which the loops
+// vectorise (a ?: on a flag they do not)
+template <typename T>
+inline T choose(typename ExpConstants<T>::Bits mask, T a, T b) {
+  typename ExpConstants<T>::Bits x, y;
+  std::memcpy(&x, &a, sizeof a);
+  std::memcpy(&y, &b, sizeof b);
+  x = (x & mask) | (y & ~mask);
+  T r;
+  std::memcpy(&r, &x, sizeof r);
+  return r;
+}
+
+template <typename T>
+typename ExpConstants<T>::Bits mask_of(bool flag) {
+  return flag ? ~typename ExpConstants<T>::Bits(0) : 0;
+}
+
+// One forward step of one row. a*: the gate pre-activations, replaced by the activations.
+template <typename T>
+void forward_row(int64_t H, bool input_gate, bool forget_gate, bool output_gate, bool coupled, bool block_tanh,
+                 bool output_tanh, T* __restrict__ ai, T* __restrict__ af, T* __restrict__ az,
+                 T* __restrict__ ao, const T* __restrict__ pi, const T* __restrict__ pf, const T* __restrict__ po,
+                 const T* __restrict__ cp, T* __restrict__ c, T* __restrict__ hc, T* __restrict__ y,
+                 T* __restrict__ out, T* __restrict__ gi, T* __restrict__ gf, T* __restrict__ go) {
+  const auto mi = mask_of<T>(input_gate), mf = mask_of<T>(forget_gate), mo = mask_of<T>(output_gate);
+  const auto mc = mask_of<T>(coupled), mg = mask_of<T>(block_tanh), mh = mask_of<T>(output_tanh);
+  for (int64_t h = 0; h < H; ++h) {  // computed whether used or not, then chosen: no branches
+    const T c_prev = cp[h];
+    const T i_gate = sigmoid(ai[h] + pi[h] * c_prev), f_act = sigmoid(af[h] + pf[h] * c_prev);
+    const T z_tanh = tanh_(az[h]);
+    const T i = choose(mi, i_gate, T(1));
+    const T f_gate = choose(mf, f_act, T(1));
+    const T z = choose(mg, z_tanh, az[h]);
+    const T f = choose(mc, T(1) - i, f_gate);
+    const T c_new = z * i + c_prev * f;
+    const T o_gate = sigmoid(ao[h] + po[h] * c_new), c_tanh = tanh_(c_new);  // o's peephole reads the new c
+    const T o = choose(mo, o_gate, T(1));
+    const T h_c = choose(mh, c_tanh, c_new);
+    const T y_new = h_c * o;
+    ai[h] = i, af[h] = f_gate, az[h] = z, ao[h] = o;
+    c[h] = c_new, hc[h] = h_c, y[h] = y_new, out[h] = y_new;
+    gi[h] = i, gf[h] = f_gate, go[h] = o;
+  }
+}
+
+// One backward step of one row: from the gradients reaching y_t (dout + dy_rec), c_t (dc_rec) and the
+// gate state (dg*), the gradients of the pre-activations (d*), of c_{t-1} (into dc_rec) and the peepholes'
+// (accumulated in dp*).
+template <typename T>
+void backward_row(int64_t H, bool coupled, bool block_tanh, bool output_tanh, const T* __restrict__ i,
+                  const T* __restrict__ f, const T* __restrict__ z, const T* __restrict__ o,
+                  const T* __restrict__ cp, const T* __restrict__ c, const T* __restrict__ hc,
+                  const T* __restrict__ dout, const T* __restrict__ dy_rec, T* __restrict__ dc_rec,
+                  const T* __restrict__ dgi, const T* __restrict__ dgf, const T* __restrict__ dgo,
+                  const T* __restrict__ pi, const T* __restrict__ pf, const T* __restrict__ po, T* __restrict__ di,
+                  T* __restrict__ df, T* __restrict__ dz, T* __restrict__ d_o, T* __restrict__ dpi,
+                  T* __restrict__ dpf, T* __restrict__ dpo) {
+  for (int64_t h = 0; h < H; ++h) {
+    const T dy = dout[h] + dy_rec[h];
+    const T ig = i[h], fg = f[h], zg = z[h], og = o[h], c_prev = cp[h], h_c = hc[h];
+    const T d_out_gate = (dy * h_c + dgo[h]) * og * (T(1) - og);  // y = h(c) o
+    const T dc = dc_rec[h] + dy * og * (output_tanh ? T(1) - h_c * h_c : T(1)) + d_out_gate * po[h];
+    const T d_block = dc * ig * (block_tanh ? T(1) - zg * zg : T(1));
+    const T d_in = ((coupled ? dc * zg - dc * c_prev : dc * zg) + dgi[h]) * ig * (T(1) - ig);  // CIFG: f = 1 - i
+    const T d_forget = (dc * c_prev + dgf[h]) * fg * (T(1) - fg);
+    dc_rec[h] = dc * (coupled ? T(1) - ig : fg) + d_in * pi[h] + d_forget * pf[h];
+    di[h] = d_in, df[h] = d_forget, dz[h] = d_block, d_o[h] = d_out_gate;
+    dpi[h] += d_in * c_prev, dpf[h] += d_forget * c_prev, dpo[h] += d_out_gate * c[h];
   }
 }
 
@@ -277,159 +350,40 @@ void forward_loop(const Layout& L, const bool* mask, const T* xp, const at::Tens
   std::optional<StepProduct<T>> gate_recurrent;
   if (L.recurrence) gate_recurrent.emplace(w_gg, B);
   const auto sigmoid_gates = L.sigmoid_gates();
-  auto peep = [&](int64_t row) { return L.peepholes && row >= 0 ? peephole + row * H : nullptr; };
+  StandIns<T> stand(H);
+  auto peep = [&](int64_t block) { return L.peepholes && block >= 0 ? peephole + block * H : stand.zeros.data(); };
+  const T *pi = peep(L.sig_i), *pf = peep(L.sig_f), *po = peep(L.sig_o);
   for (int64_t t = 0; t < L.T; ++t) {
     const T *y_prev = ys + t * B * H, *c_prev = cs + t * B * H, *g_prev = gs + t * B * SH;
     const T* rec = recurrent(y_prev);  // (B, G*H)
     const T* gate_rec = L.recurrence ? (*gate_recurrent)(g_prev) : nullptr;  // (B, S*H)
     for (int64_t b = 0; b < B; ++b) {
       const int64_t row = t * B + b;
-      T* __restrict__ a = acts + row * GH;
-      const T* cp = c_prev + b * H;
-      T* c = cs + (row + B) * H;
-      T* y = ys + (row + B) * H;
-      T* h_c = hc + row * H;
-      T* o_t = out + row * H;
-      T* g = gs + (row + B) * SH;
+      T* a = acts + row * GH;
+      T* g = L.recurrence ? gs + (row + B) * SH : nullptr;
       if (mask && !mask[row]) {  // padded: keep the state, output 0
-        std::memcpy(c, cp, H * sizeof(T));
-        std::memcpy(y, y_prev + b * H, H * sizeof(T));
-        if (L.recurrence) std::memcpy(g, g_prev + b * SH, SH * sizeof(T));
-        std::fill(o_t, o_t + H, T(0));
+        std::memcpy(cs + (row + B) * H, c_prev + b * H, H * sizeof(T));
+        std::memcpy(ys + (row + B) * H, y_prev + b * H, H * sizeof(T));
+        if (g) std::memcpy(g, g_prev + b * SH, SH * sizeof(T));
+        std::fill(out + row * H, out + (row + 1) * H, T(0));
         continue;
       }
       const T* __restrict__ xp_b = xp + row * GH;
       const T* __restrict__ rec_b = rec + b * GH;
       for (int64_t k = 0; k < GH; ++k) a[k] = xp_b[k] + rec_b[k];  // the pre-activations
-      if (L.recurrence) {
+      if (gate_rec) {
         for (auto [slot, block] : sigmoid_gates) {
           T* __restrict__ ak = a + slot * H;
           const T* __restrict__ rk = gate_rec + b * SH + block * H;
           for (int64_t h = 0; h < H; ++h) ak[h] += rk[h];
         }
       }
-      T* i = L.slot_i >= 0 ? a + L.slot_i * H : nullptr;
-      T* f = L.slot_f >= 0 ? a + L.slot_f * H : nullptr;
-      T* z = a + L.slot_z * H;
-      T* o = L.slot_o >= 0 ? a + L.slot_o * H : nullptr;
-      if (i) sigmoid_gate(i, peep(L.sig_i), cp, H);
-      if (f) sigmoid_gate(f, peep(L.sig_f), cp, H);
-      if (L.block_tanh) {
-        for (int64_t h = 0; h < H; ++h) z[h] = tanh_(z[h]);
-      }
-      if (i && f) {
-        for (int64_t h = 0; h < H; ++h) c[h] = z[h] * i[h] + cp[h] * f[h];
-      } else if (i && L.forget == kCoupled) {
-        for (int64_t h = 0; h < H; ++h) c[h] = z[h] * i[h] + cp[h] * (T(1) - i[h]);
-      } else if (i) {
-        for (int64_t h = 0; h < H; ++h) c[h] = z[h] * i[h] + cp[h];
-      } else if (f) {
-        for (int64_t h = 0; h < H; ++h) c[h] = z[h] + cp[h] * f[h];
-      } else {
-        for (int64_t h = 0; h < H; ++h) c[h] = z[h] + cp[h];
-      }
-      if (o) sigmoid_gate(o, peep(L.sig_o), c, H);
-      if (L.output_tanh) {
-        for (int64_t h = 0; h < H; ++h) h_c[h] = tanh_(c[h]);
-      } else {
-        std::memcpy(h_c, c, H * sizeof(T));
-      }
-      if (o) {
-        for (int64_t h = 0; h < H; ++h) y[h] = h_c[h] * o[h];
-      } else {
-        std::memcpy(y, h_c, H * sizeof(T));
-      }
-      std::memcpy(o_t, y, H * sizeof(T));
-      for (auto [slot, block] : sigmoid_gates) {  // the new gate state: the sigmoid gates' activations
-        if (L.recurrence) std::memcpy(g + block * H, a + slot * H, H * sizeof(T));
-      }
-    }
-  }
-}
-
-// Gradients of one real step of one row. dy_rec, dc_rec, dg_rec: the gradients reaching y_t, c_t and
-// the gate state g_t from later steps (and the final state); dc_rec leaves holding that of c_{t-1}.
-// d: the gradient of the gate pre-activations (that of xp_t). dpeep accumulates the peepholes'.
-template <typename T>
-void backward_row(const Layout& L, const T* a, const T* cp, const T* c, const T* h_c, const T* dout,
-                  const T* dy_rec, T* dc_rec, const T* dg_rec, const T* peephole, T* d, T* dpeep,
-                  T* __restrict__ dy, T* __restrict__ dc) {
-  const int64_t H = L.H;
-  const T* i = L.slot_i >= 0 ? a + L.slot_i * H : nullptr;
-  const T* f = L.slot_f >= 0 ? a + L.slot_f * H : nullptr;
-  const T* z = a + L.slot_z * H;
-  const T* o = L.slot_o >= 0 ? a + L.slot_o * H : nullptr;
-  T* di = i ? d + L.slot_i * H : nullptr;
-  T* df = f ? d + L.slot_f * H : nullptr;
-  T* dz = d + L.slot_z * H;
-  T* dout_gate = o ? d + L.slot_o * H : nullptr;
-  for (int64_t h = 0; h < H; ++h) dy[h] = dout[h] + dy_rec[h];
-  if (o) {  // y = h(c) ⊙ o
-    T* __restrict__ dpo = dout_gate;
-    for (int64_t h = 0; h < H; ++h) dpo[h] = dy[h] * h_c[h];
-    if (L.recurrence) {
-      const T* dg = dg_rec + L.sig_o * H;
-      for (int64_t h = 0; h < H; ++h) dpo[h] += dg[h];
-    }
-    for (int64_t h = 0; h < H; ++h) dpo[h] *= o[h] * (T(1) - o[h]);
-    for (int64_t h = 0; h < H; ++h) dy[h] *= o[h];
-  }
-  if (L.output_tanh) {
-    for (int64_t h = 0; h < H; ++h) dc[h] = dc_rec[h] + dy[h] * (T(1) - h_c[h] * h_c[h]);
-  } else {
-    for (int64_t h = 0; h < H; ++h) dc[h] = dc_rec[h] + dy[h];
-  }
-  if (o && L.peepholes) {  // the output gate's peephole reads the new c
-    const T* p = peephole + L.sig_o * H;
-    T* dp = dpeep + L.sig_o * H;
-    for (int64_t h = 0; h < H; ++h) {
-      dc[h] += dout_gate[h] * p[h];
-      dp[h] += dout_gate[h] * c[h];
-    }
-  }
-  if (i) {
-    for (int64_t h = 0; h < H; ++h) dz[h] = dc[h] * i[h];
-  } else {
-    std::memcpy(dz, dc, H * sizeof(T));
-  }
-  if (L.block_tanh) {
-    for (int64_t h = 0; h < H; ++h) dz[h] *= T(1) - z[h] * z[h];
-  }
-  if (i) {
-    for (int64_t h = 0; h < H; ++h) di[h] = dc[h] * z[h];
-    if (L.forget == kCoupled) {  // c = z i + c_prev (1 - i)
-      for (int64_t h = 0; h < H; ++h) di[h] -= dc[h] * cp[h];
-    }
-    if (L.recurrence) {
-      const T* dg = dg_rec + L.sig_i * H;
-      for (int64_t h = 0; h < H; ++h) di[h] += dg[h];
-    }
-    for (int64_t h = 0; h < H; ++h) di[h] *= i[h] * (T(1) - i[h]);
-  }
-  if (f) {
-    for (int64_t h = 0; h < H; ++h) df[h] = dc[h] * cp[h];
-    if (L.recurrence) {
-      const T* dg = dg_rec + L.sig_f * H;
-      for (int64_t h = 0; h < H; ++h) df[h] += dg[h];
-    }
-    for (int64_t h = 0; h < H; ++h) df[h] *= f[h] * (T(1) - f[h]);
-  }
-  if (f) {
-    for (int64_t h = 0; h < H; ++h) dc_rec[h] = dc[h] * f[h];
-  } else if (L.forget == kCoupled) {
-    for (int64_t h = 0; h < H; ++h) dc_rec[h] = dc[h] * (T(1) - i[h]);
-  } else {
-    std::memcpy(dc_rec, dc, H * sizeof(T));
-  }
-  if (L.peepholes) {  // the input and forget gates' peepholes read c_prev
-    for (auto [dgate, row] : {std::pair<T*, int64_t>{di, L.sig_i}, {df, L.sig_f}}) {
-      if (!dgate) continue;
-      const T* p = peephole + row * H;
-      T* dp = dpeep + row * H;
-      for (int64_t h = 0; h < H; ++h) {
-        dc_rec[h] += dgate[h] * p[h];
-        dp[h] += dgate[h] * cp[h];
-      }
+      auto gate = [&](int64_t slot, int k) { return slot >= 0 ? a + slot * H : stand.sink(k); };
+      auto state = [&](int64_t block, int k) { return g && block >= 0 ? g + block * H : stand.sink(k); };
+      forward_row(H, L.slot_i >= 0, L.slot_f >= 0, L.slot_o >= 0, L.forget == kCoupled, L.block_tanh,
+                  L.output_tanh, gate(L.slot_i, 0), gate(L.slot_f, 1), a + L.slot_z * H, gate(L.slot_o, 2), pi,
+                  pf, po, c_prev + b * H, cs + (row + B) * H, hc + row * H, ys + (row + B) * H, out + row * H,
+                  state(L.sig_i, 3), state(L.sig_f, 4), state(L.sig_o, 5));
     }
   }
 }
@@ -445,7 +399,15 @@ void backward_loop(const Layout& L, const bool* mask, const T* dout, const T* cs
   std::optional<StepProduct<T>> gate_recurrent;
   if (L.recurrence) gate_recurrent.emplace(w_gg.t(), B);
   const auto sigmoid_gates = L.sigmoid_gates();
-  std::vector<T> dy(H), dc(H);
+  StandIns<T> stand(H);
+  const T* ones = stand.ones.data();
+  const T* zeros = stand.zeros.data();
+  auto peep = [&](int64_t block) { return L.peepholes && block >= 0 ? peephole + block * H : zeros; };
+  auto peep_grad = [&](int64_t block, int k) {
+    return L.peepholes && block >= 0 ? dpeep + block * H : stand.sink(k);
+  };
+  const T *pi = peep(L.sig_i), *pf = peep(L.sig_f), *po = peep(L.sig_o);
+  T *dpi = peep_grad(L.sig_i, 4), *dpf = peep_grad(L.sig_f, 5), *dpo = peep_grad(L.sig_o, 6);
   for (int64_t t = L.T - 1; t >= 0; --t) {
     T* d_t = dgates + t * B * GH;
     T* dsig_t = L.recurrence ? dsig + t * B * SH : nullptr;
@@ -457,9 +419,15 @@ void backward_loop(const Layout& L, const bool* mask, const T* dout, const T* cs
         if (dsig_t) std::fill(dsig_t + b * SH, dsig_t + (b + 1) * SH, T(0));
         continue;
       }
-      backward_row(L, acts + row * GH, cs + row * H, cs + (row + B) * H, hc + row * H, dout + row * H,
-                   dy_rec + b * H, dc_rec + b * H, L.recurrence ? dg_rec + b * SH : nullptr, peephole, d,
-                   dpeep, dy.data(), dc.data());
+      const T* a = acts + row * GH;
+      auto gate = [&](int64_t slot) { return slot >= 0 ? a + slot * H : ones; };
+      auto gate_grad = [&](int64_t slot, int k) { return slot >= 0 ? d + slot * H : stand.sink(k); };
+      auto state_grad = [&](int64_t block) { return dsig_t && block >= 0 ? dg_rec + b * SH + block * H : zeros; };
+      backward_row(H, L.forget == kCoupled, L.block_tanh, L.output_tanh, gate(L.slot_i), gate(L.slot_f),
+                   a + L.slot_z * H, gate(L.slot_o), cs + row * H, cs + (row + B) * H, hc + row * H,
+                   dout + row * H, dy_rec + b * H, dc_rec + b * H, state_grad(L.sig_i), state_grad(L.sig_f),
+                   state_grad(L.sig_o), pi, pf, po, gate_grad(L.slot_i, 0), gate_grad(L.slot_f, 1),
+                   d + L.slot_z * H, gate_grad(L.slot_o, 2), dpi, dpf, dpo);
       for (auto [slot, block] : sigmoid_gates) {
         if (dsig_t) std::memcpy(dsig_t + b * SH + block * H, d + slot * H, H * sizeof(T));
       }
@@ -540,13 +508,17 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
                             L.recurrence ? dg_rec.data_ptr<scalar_t>() : nullptr,
                             L.peepholes ? dpeep.data_ptr<scalar_t>() : nullptr);
   });
-  // the matrices' gradients: one product over all steps each (padded steps contribute zeros)
+  // the matrices' gradients: one product over all steps each (padded steps contribute zeros); a weight's
+  // as (inputs^T grads)^T, which oneDNN runs faster than grads^T inputs
   auto d2 = dgates.view({T * B, GH});
+  auto weight_grad = [&](const at::Tensor& grads, const at::Tensor& inputs) {
+    return linear(inputs.t(), grads.t()).t().contiguous();
+  };
   auto dx = input_grad ? linear(d2, w_ih.t().contiguous()).view({T, B, L.I}) : at::empty({0}, options);
-  auto dw_ih = linear(d2.t(), x.view({T * B, L.I}).t());
+  auto dw_ih = weight_grad(d2, x.view({T * B, L.I}));
   auto dbias = d2.sum(0);
-  auto dw_hh = linear(d2.t(), ys.narrow(0, 0, T).reshape({T * B, H}).t());
-  auto dw_gg = L.recurrence ? linear(dsig.view({T * B, SH}).t(), gs.narrow(0, 0, T).reshape({T * B, SH}).t())
+  auto dw_hh = weight_grad(d2, ys.narrow(0, 0, T).reshape({T * B, H}));
+  auto dw_gg = L.recurrence ? weight_grad(dsig.view({T * B, SH}), gs.narrow(0, 0, T).reshape({T * B, SH}))
                             : at::empty({0}, options);
   return {dx, dw_ih, dbias, dy_rec, dc_rec, dg_rec, dw_hh, dpeep, dw_gg};
 }
