@@ -124,6 +124,7 @@ def test_where_the_kernel_does_not_serve_the_step_loop_runs():
     cell = random_cell("greff_v").to(torch.bfloat16)  # float32 and float64 only
     x = torch.randn(T, 2, H, dtype=torch.bfloat16)
     assert lstm_kernel.run(cell, x, cell.zero_state(2, x), None) is None
+    assert Recurrent(cell, impl="fused").path == Recurrent(cell).path == "python"
     out, _ = Recurrent(cell, impl="fused")(x)
     torch.testing.assert_close(out, Recurrent(cell, impl="python")(x)[0])
 

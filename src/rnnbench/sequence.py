@@ -15,9 +15,9 @@ same outputs and gradients (tests/test_fast_paths.py):
   mask that is not a prefix of every column falls back to the step loop;
 * ``fused``: the cell's ``fused_sequence``, the package's C++ kernel of the whole loop and its backward
   (the LSTM family, on a CPU, float32 or float64; elsewhere, or where it cannot be built, the step loop);
-* ``auto``: ``library`` where the cell has a torch kernel, else ``fused`` where it has a fused one and its
-  weights are on the CPU and a C++ compiler is here, else ``python`` (on a CPU, compiling the step
-  measured no faster than the loop: see README "Speed").
+* ``auto``: ``library`` where the cell has a torch kernel, else ``fused`` where it has a fused one that
+  serves (``fused_serves``: measured faster than the step loop at every study shape), else ``python``
+  (on a CPU, compiling the step measured no faster than the loop: see README "Speed").
 """
 
 from __future__ import annotations
@@ -68,15 +68,22 @@ class Recurrent(nn.Module):
     @property
     def path(self) -> str:
         """The way sequences run: ``library``, ``fused``, ``compiled`` or ``python`` (what ``auto`` resolves
-        to, for the device the cell's weights are on now)."""
-        if self.impl != "auto":
-            return self.impl
-        if self.cell.library_kernel:
+        to; ``fused`` where the kernel cannot serve is ``python``)."""
+        if self.impl == "auto" and self.cell.library_kernel:
             return "library"
+        if self.impl in ("auto", "fused"):
+            return "fused" if self.fused_serves() else "python"
+        return self.impl
+
+    def fused_serves(self) -> bool:
+        """Whether the cell's fused kernel runs this layer: it has one, its weights are float32 or float64
+        on the CPU, and the kernel is built or can be (a C++ compiler is here; no build of it failed)."""
         weight = next(self.cell.parameters(), None)
-        on_cpu = weight is None or weight.device.type == "cpu"
-        fused = self.cell.fused_kernel and on_cpu and native.can_build(self.cell.fused_kernel)
-        return "fused" if fused else "python"
+        return bool(
+            self.cell.fused_kernel
+            and (weight is None or (weight.device.type == "cpu" and weight.dtype in native.DTYPES))
+            and native.can_build(self.cell.fused_kernel)
+        )
 
     def forward(self, x: torch.Tensor, state: State | None = None, mask: torch.Tensor | None = None):
         """Returns outputs (T, B, O) and the final state (that of each column's last real step)."""
@@ -87,7 +94,7 @@ class Recurrent(nn.Module):
             result = self.cell.sequence(x, state, mask)
             if result is not None:
                 return result
-        if path == "fused":
+        if path == "fused" or self.impl == "fused":  # asked for: a failed build says so, once
             result = self.cell.fused_sequence(x, state, mask)
             if result is not None:
                 return result

@@ -28,7 +28,6 @@ from rnnbench.cells import native
 
 NAME = "lstm_kernel"
 FORGET = {"gate": 0, "none": 1, "coupled": 2}  # the kernel's codes
-DTYPES = (torch.float32, torch.float64)
 
 
 def serves(x: torch.Tensor, weight: torch.Tensor) -> bool:
@@ -36,7 +35,7 @@ def serves(x: torch.Tensor, weight: torch.Tensor) -> bool:
     return (
         x.device.type == "cpu"
         and weight.device.type == "cpu"
-        and x.dtype in DTYPES
+        and x.dtype in native.DTYPES
         and x.dtype == weight.dtype
         and not torch.compiler.is_compiling()  # an opaque call to dynamo: compiled models keep the loop
         and native.load(NAME)

@@ -16,6 +16,9 @@ import sys
 import warnings
 from pathlib import Path
 
+import torch
+
+DTYPES = (torch.float32, torch.float64)  # what the kernels compute in
 FLAGS = ["-O3", "-march=native"]  # the time loops are plain loops: let the compiler vectorise them
 _loaded: dict[str, bool] = {}  # kernel name -> loaded (True) or failed (False)
 
