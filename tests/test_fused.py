@@ -21,7 +21,7 @@ from rnnbench.errors import ConfigError
 from rnnbench.model import build_model
 from rnnbench.sequence import Recurrent
 from rnnbench.tasks import build_task
-from test_fast_paths import assert_same, random_cell
+from test_fast_paths import assert_same
 
 pytestmark = pytest.mark.skipif(
     native.compiler() is None, reason="no C++ compiler (c++ or $CXX) to build the fused LSTM kernel"
@@ -29,6 +29,8 @@ pytestmark = pytest.mark.skipif(
 
 T, H = 6, 4
 LIBRARY = ("lstm", "lstm_b", "np")  # auto runs torch's own kernel for these
+# (batch, hidden): the step's product in plain loops; in a library product (9 rows, a 512 KB matrix)
+SIZES = {"loops": (2, H), "library product": (9, 128)}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -37,6 +39,15 @@ def kernel():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a build failure's warning becomes this test's error
         assert native.load(lstm_kernel.NAME)
+
+
+def random_cell(name, hidden=H, seed=0):
+    torch.manual_seed(seed)
+    cell = build_cell(name, 5, hidden).double()
+    with torch.no_grad():
+        for p in cell.parameters():  # random biases and peepholes too, so that each one is tested
+            p.uniform_(-0.8, 0.8)
+    return cell
 
 
 def masks(batch: int) -> dict:
@@ -64,23 +75,25 @@ def run(cell, impl: str, mask, batch: int, dtype=torch.float64, seed=1):
     return out.detach(), [f.detach() for f in final], grads
 
 
-@pytest.mark.parametrize("batch", [2, 9], ids=["loops", "library product"])
+@pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("mask", masks(2).keys())
 @pytest.mark.parametrize("name", VARIANTS)
-def test_fused_equals_the_step_loop(name, mask, batch):
-    cell = random_cell(name)
+def test_fused_equals_the_step_loop(name, mask, size):
+    batch, hidden = SIZES[size]
+    cell = random_cell(name, hidden)
     m = masks(batch)[mask]
     assert_same(run(cell, "fused", m, batch), run(cell, "python", m, batch))
 
 
 @pytest.mark.parametrize("name", ["greff_v", "cifg", "fgr", "lstm_i"])
 def test_float32_agrees_with_the_float64_step_loop(name):
-    """float32 runs other products (oneDNN's where torch has it): equal to float32 precision."""
-    cell, mask = random_cell(name), masks(9)["holes"]
+    """float32 runs other products (oneDNN's where torch has it; a 400 KB matrix, 9 rows): equal to
+    float32 precision."""
+    cell, mask = random_cell(name, 160), masks(9)["holes"]
     reference = run(cell, "python", mask, 9)
     fast = run(cell, "fused", mask, 9, dtype=torch.float32)
     for got, want in zip([fast[0], *fast[1], *fast[2]], [reference[0], *reference[1], *reference[2]]):
-        torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(got.double(), want, rtol=1e-3, atol=1e-4)
 
 
 @pytest.mark.parametrize("name", ["greff_v", "nig", "nfg", "nog", "niaf", "noaf", "cifg", "fgr", "lstm_f"])
@@ -114,7 +127,7 @@ def test_fused_runs_without_the_step(monkeypatch):
 
 
 def test_auto_picks_fused_for_the_lstm_family_on_the_cpu():
-    paths = {name: Recurrent(random_cell(name)).path for name in CELLS}
+    paths = {name: Recurrent(build_cell(name, H, H)).path for name in CELLS}
     assert {name for name, path in paths.items() if path == "fused"} == set(VARIANTS) - set(LIBRARY)
     assert {paths[name] for name in LIBRARY} == {"library"}
     assert paths["gru"] == "python"
@@ -122,7 +135,7 @@ def test_auto_picks_fused_for_the_lstm_family_on_the_cpu():
 
 def test_where_the_kernel_does_not_serve_the_step_loop_runs():
     cell = random_cell("greff_v").to(torch.bfloat16)  # float32 and float64 only
-    x = torch.randn(T, 2, H, dtype=torch.bfloat16)
+    x = torch.randn(T, 2, cell.input_size, dtype=torch.bfloat16)
     assert lstm_kernel.run(cell, x, cell.zero_state(2, x), None) is None
     assert Recurrent(cell, impl="fused").path == Recurrent(cell).path == "python"
     out, _ = Recurrent(cell, impl="fused")(x)

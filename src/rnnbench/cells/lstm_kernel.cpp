@@ -110,12 +110,15 @@ inline T tanh_(T x) {
 // Matrix products. float32 goes through oneDNN's matmul where torch has it (mkldnn::_linear_pointwise,
 // the recurrent weights packed once per sequence): on the AMD CPUs this was measured on it runs the
 // layer's products up to twice as fast as MKL's sgemm, which at::mm calls there. Otherwise at::mm.
-// A step's product with few rows runs in plain loops (a library call costs more than the product), as
-// long as the matrix stays in cache between steps (measured: B <= 8 at H = 100; B = 1 only at H = 650).
+// A step's product runs in plain loops where a library call would cost more than the product, or the
+// loops are as fast: while the matrix stays in cache between steps (measured on one core: loops faster
+// up to 8 rows at H = 100 and for a 256 KB matrix at any batch, slower from 20 rows at H = 200; at
+// H = 650 faster for one row only).
 
 template <typename T>
 bool use_loops(int64_t B, int64_t K, int64_t N) {
-  return B == 1 || (B <= 8 && K * N * int64_t(sizeof(T)) <= (int64_t(1) << 20));
+  const int64_t bytes = K * N * int64_t(sizeof(T));
+  return B == 1 || bytes <= (int64_t(256) << 10) || (B <= 8 && bytes <= (int64_t(1) << 20));
 }
 
 std::optional<c10::OperatorHandle> find_op(const char* name) {
