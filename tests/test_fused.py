@@ -90,10 +90,13 @@ def test_float32_agrees_with_the_float64_step_loop(name):
     """float32 runs other products (oneDNN's where torch has it; a 400 KB matrix, 9 rows): equal to
     float32 precision."""
     cell, mask = random_cell(name, 160), masks(9)["holes"]
+    with torch.no_grad():  # weights of a trained scale: float32 rounding is not amplified step to step
+        for p in cell.parameters():
+            p.mul_(0.1)
     reference = run(cell, "python", mask, 9)
     fast = run(cell, "fused", mask, 9, dtype=torch.float32)
     for got, want in zip([fast[0], *fast[1], *fast[2]], [reference[0], *reference[1], *reference[2]]):
-        torch.testing.assert_close(got.double(), want, rtol=1e-3, atol=1e-4)
+        torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["greff_v", "nig", "nfg", "nog", "niaf", "noaf", "cifg", "fgr", "lstm_f"])
