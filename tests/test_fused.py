@@ -87,7 +87,7 @@ def test_fused_equals_the_step_loop(name, mask, size):
 
 @pytest.mark.parametrize("name", ["greff_v", "cifg", "fgr", "lstm_i"])
 def test_float32_agrees_with_the_float64_step_loop(name):
-    """float32 runs other products (oneDNN's where torch has it; a 400 KB matrix, 9 rows): equal to
+    """float32 runs other products (oneDNN's where torch has it; 9 rows, a 400 KB matrix): equal to
     float32 precision."""
     cell, mask = random_cell(name, 160), masks(9)["holes"]
     with torch.no_grad():  # weights of a trained scale: float32 rounding is not amplified step to step

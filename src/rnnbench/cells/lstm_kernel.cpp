@@ -110,15 +110,15 @@ inline T tanh_(T x) {
 // Matrix products. float32 goes through oneDNN's matmul where torch has it (mkldnn::_linear_pointwise,
 // the recurrent weights packed once per sequence): on the AMD CPUs this was measured on it runs the
 // layer's products up to twice as fast as MKL's sgemm, which at::mm calls there. Otherwise at::mm.
-// A step's product runs in plain loops where a library call would cost more than the product, or the
-// loops are as fast: while the matrix stays in cache between steps (measured on one core: loops faster
-// up to 8 rows at H = 100 and for a 256 KB matrix at any batch, slower from 20 rows at H = 200; at
-// H = 650 faster for one row only).
+// A step's product runs in plain loops where they beat a library call, whose fixed cost is several
+// microseconds: while the matrix stays in cache between steps and the rows are few. Measured on one
+// core (CPU time of a layer's forward and backward): loops faster for 1 row (H = 100, 650), up to 8
+// rows with a 1 MB matrix (H = 200), 64 rows with a 64 KB one; slower for 32 rows with a 160 KB one.
 
 template <typename T>
 bool use_loops(int64_t B, int64_t K, int64_t N) {
   const int64_t bytes = K * N * int64_t(sizeof(T));
-  return B == 1 || bytes <= (int64_t(256) << 10) || (B <= 8 && bytes <= (int64_t(1) << 20));
+  return B == 1 || bytes <= (int64_t(64) << 10) || (B <= 8 && bytes <= (int64_t(1) << 20));
 }
 
 std::optional<c10::OperatorHandle> find_op(const char* name) {
