@@ -77,10 +77,12 @@ class Recurrent(nn.Module):
 
     def fused_serves(self) -> bool:
         """Whether the cell's fused kernel runs this layer: it has one, its weights are float32 or float64
-        on the CPU, and the kernel is built or can be (a C++ compiler is here; no build of it failed)."""
+        on the CPU, the kernel is built or can be (a C++ compiler is here; no build of it failed), and the
+        layer is not being compiled (to torch.compile the kernel is opaque: compiled models keep the loop)."""
         weight = next(self.cell.parameters(), None)
         return bool(
             self.cell.fused_kernel
+            and not torch.compiler.is_compiling()
             and (weight is None or (weight.device.type == "cpu" and weight.dtype in native.DTYPES))
             and native.can_build(self.cell.fused_kernel)
         )

@@ -87,6 +87,7 @@ def run(cell, x: torch.Tensor, state: tuple, mask: torch.Tensor | None):
     mask = empty.bool() if mask is None else mask.to(torch.bool).contiguous()
     flags = ("i" in cell.slot, FORGET[spec.forget_gate], "o" in cell.slot,
              spec.block_activation == "tanh", spec.output_activation == "tanh")  # fmt: skip
-    weights = (cell.weight_ih, cell.bias, y0, c0, g0, cell.weight_hh, peephole, w_gg)
-    out, y, c, g = FusedLSTM.apply(x.contiguous(), *weights, mask, flags)
+    w_ih, bias, w_hh = (w.contiguous() for w in (cell.weight_ih, cell.bias, cell.weight_hh))
+    out, y, c, g = FusedLSTM.apply(x.contiguous(), w_ih, bias, y0, c0, g0, w_hh, peephole.contiguous(),
+                                   w_gg.contiguous(), mask, flags)  # fmt: skip
     return out, (y, c, *(g.split(H, -1) if recurrence else ()))

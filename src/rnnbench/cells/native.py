@@ -30,7 +30,7 @@ def compiler() -> str | None:
 
 def can_build(name: str) -> bool:
     """Whether kernel ``name`` is loaded or may be: a compiler is here and no build of it failed."""
-    return _loaded.get(name, compiler() is not None)
+    return _loaded[name] if name in _loaded else compiler() is not None
 
 
 def build_name(name: str, source: Path) -> str:
