@@ -24,6 +24,7 @@
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -108,8 +109,9 @@ inline T tanh_(T x) {
 
 // ---------------------------------------------------------------------------------------------------
 // Matrix products. float32 goes through oneDNN's matmul where torch has it (mkldnn::_linear_pointwise,
-// the recurrent weights packed once per sequence): on the AMD CPUs this was measured on it runs the
-// layer's products up to twice as fast as MKL's sgemm, which at::mm calls there. Otherwise at::mm.
+// the recurrent weights packed once per sequence): on the AMD EPYC this was measured on it ran the
+// layer's products up to twice as fast as MKL's sgemm, which at::mm calls there. Otherwise, or once a
+// oneDNN call has thrown, at::mm.
 // A step's product runs in plain loops where they beat a library call, whose fixed cost is several
 // microseconds: while the matrix stays in cache between steps and the rows are few. Measured on one
 // core (CPU time of a layer's forward and backward): loops faster for 1 row (H = 100, 650), up to 8
@@ -130,7 +132,11 @@ bool onednn_found() {
   return found;
 }
 
-bool use_onednn(const at::Tensor& like) { return like.scalar_type() == at::kFloat && onednn_found(); }
+std::atomic<bool> onednn_failed{false};  // a oneDNN call threw: at::mm from then on, not a failed layer
+
+bool use_onednn(const at::Tensor& like) {
+  return like.scalar_type() == at::kFloat && onednn_found() && !onednn_failed;
+}
 
 // a (M, K) @ w^T + bias, w (N, K) plain or packed
 at::Tensor onednn_linear(const at::Tensor& a, const at::Tensor& w, const std::optional<at::Tensor>& bias) {
@@ -150,7 +156,13 @@ at::Tensor onednn_pack(const at::Tensor& w, int64_t batch) {
 
 // a (M, K) @ w^T (+ bias), w (N, K): the products over all steps at once
 at::Tensor linear(const at::Tensor& a, const at::Tensor& w, const std::optional<at::Tensor>& bias = std::nullopt) {
-  if (use_onednn(a)) return onednn_linear(a, w, bias);
+  if (use_onednn(a)) {
+    try {
+      return onednn_linear(a, w, bias);
+    } catch (const std::exception&) {
+      onednn_failed = true;
+    }
+  }
   return bias ? at::addmm(*bias, a, w.t()) : at::mm(a, w.t());
 }
 
@@ -186,22 +198,30 @@ void loop_matmul(T* __restrict__ out, const T* __restrict__ a, const T* __restri
 template <typename T>
 class StepProduct {
  public:
-  StepProduct(const at::Tensor& w, int64_t B) : B_(B), K_(w.size(1)), N_(w.size(0)), options_(w.options()) {
+  StepProduct(const at::Tensor& w, int64_t B)
+      : B_(B), K_(w.size(1)), N_(w.size(0)), options_(w.options()), w_(w) {
     if (!use_loops<T>(B, K_, N_) && use_onednn(w)) {
-      packed_ = onednn_pack(w.contiguous(), B);
-    } else {
-      rows_ = w.t().contiguous();  // (K, N)
-      out_ = at::empty({B, N_}, options_);
+      try {
+        packed_ = onednn_pack(w.contiguous(), B);
+        return;
+      } catch (const std::exception&) {
+        onednn_failed = true;
+      }
     }
+    plain();
   }
 
   // the (B, N) product, valid until the next call
   const T* operator()(const T* a) {
     auto a_t = [&] { return at::from_blob(const_cast<T*>(a), {B_, K_}, options_); };
     if (packed_.defined()) {
-      result_ = onednn_linear(a_t(), packed_, std::nullopt);
-      TORCH_CHECK(result_.is_contiguous(), "expected a contiguous product");
-      return result_.data_ptr<T>();
+      try {
+        result_ = onednn_linear(a_t(), packed_, std::nullopt).contiguous();
+        return result_.data_ptr<T>();
+      } catch (const std::exception&) {
+        onednn_failed = true;
+        plain();
+      }
     }
     if (!use_loops<T>(B_, K_, N_)) {
       at::mm_out(out_, a_t(), rows_);
@@ -212,9 +232,15 @@ class StepProduct {
   }
 
  private:
+  void plain() {
+    packed_.reset();
+    rows_ = w_.t().contiguous();  // (K, N)
+    out_ = at::empty({B_, N_}, options_);
+  }
+
   int64_t B_, K_, N_;
   at::TensorOptions options_;
-  at::Tensor packed_, rows_, out_, result_;
+  at::Tensor w_, packed_, rows_, out_, result_;
 };
 
 // ---------------------------------------------------------------------------------------------------
