@@ -24,7 +24,8 @@ from rnnbench.tasks import build_task
 from test_fast_paths import assert_same
 
 pytestmark = pytest.mark.skipif(
-    native.compiler() is None, reason="no C++ compiler (c++ or $CXX) to build the fused LSTM kernel"
+    native.missing_tool() is not None,
+    reason=f"the fused LSTM kernel cannot be built: {native.missing_tool()}",
 )
 
 T, H = 6, 4
@@ -163,7 +164,7 @@ def test_no_compiler_warns_and_runs_the_step_loop(monkeypatch):
     monkeypatch.setenv("CXX", "no-such-compiler")
     cell = random_cell("nig")
     assert Recurrent(cell).path == "python"
-    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
+    with pytest.warns(RuntimeWarning, match=r"cannot build C\+\+ kernel lstm_kernel: no C\+\+ compiler"):
         assert_same(run(cell, "fused", None, 2), run(cell, "python", None, 2))
 
 

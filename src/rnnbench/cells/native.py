@@ -23,14 +23,19 @@ FLAGS = ["-O3", "-march=native"]  # the time loops are plain loops: let the comp
 _loaded: dict[str, bool] = {}  # kernel name -> loaded (True) or failed (False)
 
 
-def compiler() -> str | None:
-    """The C++ compiler torch's extension builder will call, or None where there is none."""
-    return shutil.which(os.environ.get("CXX", "c++"))
+def missing_tool() -> str | None:
+    """What the build lacks here, or None: torch's extension builder calls the C++ compiler through
+    ninja."""
+    if shutil.which(os.environ.get("CXX", "c++")) is None:
+        return f"no C++ compiler ({os.environ.get('CXX', 'c++')}; install g++ or set CXX)"
+    if shutil.which("ninja") is None:
+        return "no ninja (pip install ninja)"
+    return None
 
 
 def can_build(name: str) -> bool:
-    """Whether kernel ``name`` is loaded or may be: a compiler is here and no build of it failed."""
-    return _loaded[name] if name in _loaded else compiler() is not None
+    """Whether kernel ``name`` is loaded or may be: the tools are here and no build of it failed."""
+    return _loaded[name] if name in _loaded else missing_tool() is None
 
 
 def build_name(name: str, source: Path) -> str:
@@ -51,10 +56,10 @@ def load(name: str) -> bool:
     if name in _loaded:
         return _loaded[name]
     _loaded[name] = False
-    if compiler() is None:
+    missing = missing_tool()
+    if missing is not None:
         warnings.warn(
-            f"rnnbench: no C++ compiler ({os.environ.get('CXX', 'c++')}) to build C++ kernel {name}; "
-            "running the Python step loop instead (install g++ or set CXX)",
+            f"rnnbench: cannot build C++ kernel {name}: {missing}; running the Python step loop instead",
             RuntimeWarning,
             stacklevel=3,
         )
