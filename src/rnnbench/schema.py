@@ -91,7 +91,8 @@ SCHEMA: dict[str, dict[str, Key] | Key] = {
         "hidden_size": integer(1, 65536),
         "num_layers": integer(1, 64),
         "forget_bias": number(-100, 100, nullable=True),
-        "impl": choice("auto", "python", "compiled", "library", runtime=True),  # equal results, other speed
+        # equal results, other speed
+        "impl": choice("auto", "python", "compiled", "library", "fused", runtime=True),
         "_target_": Key(str, nullable=True),
         "factory": Key(str, nullable=True),
     },

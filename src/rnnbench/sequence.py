@@ -13,8 +13,11 @@ same outputs and gradients (tests/test_fast_paths.py):
 * ``compiled``: the same loop over ``torch.compile(cell.step)``, compiled once per shape and reused;
 * ``library``: the cell's ``sequence``, torch's own kernel (``lstm``, ``lstm_b``, ``np``, ``tanh``); a
   mask that is not a prefix of every column falls back to the step loop;
-* ``auto``: ``library`` where the cell has a kernel, else ``python`` (on a CPU, compiling the step
-  measured no faster than the loop: see README "Speed").
+* ``fused``: the cell's ``fused_sequence``, the package's C++ kernel of the whole loop and its backward
+  (the LSTM family, on a CPU, float32 or float64; elsewhere, or where it cannot be built, the step loop);
+* ``auto``: ``library`` where the cell has a torch kernel, else ``fused`` where it has a fused one that
+  serves (``fused_serves``: measured faster than the step loop at every study shape), else ``python``
+  (on a CPU, compiling the step measured no faster than the loop: see README "Speed").
 
 In a population's template (``stacked``, run under vmap by ``rnnbench.population``) a cell with a kernel
 runs it once per member, and the step loop of a stackable cell runs once for all members
@@ -28,12 +31,13 @@ from functools import partial
 import torch
 from torch import nn
 
+from rnnbench.cells import native
 from rnnbench.cells.base import Cell, State
 from rnnbench.errors import ConfigError, check_choice
 from rnnbench.initial_state import InitialState
 from rnnbench.member_steps import each_member, member_steps
 
-IMPLS = ("auto", "python", "compiled", "library")
+IMPLS = ("auto", "python", "compiled", "library", "fused")
 
 
 def per_row(keep: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -68,6 +72,11 @@ class Recurrent(nn.Module):
                 f"cell.impl=library is not available for {type(cell).__name__} (its equations are not those "
                 "of a torch kernel); choose one of: auto, python, compiled"
             )
+        if impl == "fused" and not cell.fused_kernel:
+            raise ConfigError(
+                f"cell.impl=fused is not available for {type(cell).__name__} (it has no fused kernel: the "
+                "LSTM family has); choose one of: auto, python, compiled"
+            )
         self.cell, self.impl = cell, impl
         self.stacked = False  # True in a population's template (see the module docstring)
         self.initial_state = InitialState(cell.state_shapes, initial_state, initial_state_std)
@@ -79,20 +88,41 @@ class Recurrent(nn.Module):
 
     @property
     def path(self) -> str:
-        """The way sequences run: ``library``, ``compiled`` or ``python`` (what ``auto`` resolves to)."""
-        if self.impl == "auto":
-            return "library" if self.cell.library_kernel else "python"
+        """The way sequences run: ``library``, ``fused``, ``compiled`` or ``python`` (what ``auto`` resolves
+        to; ``fused`` where the kernel cannot serve is ``python``)."""
+        if self.impl == "auto" and self.cell.library_kernel:
+            return "library"
+        if self.impl in ("auto", "fused"):
+            return "fused" if self.fused_serves() else "python"
         return self.impl
+
+    def fused_serves(self) -> bool:
+        """Whether the cell's fused kernel runs this layer: it has one, its weights are float32 or float64
+        on the CPU, the kernel is built or can be (a C++ compiler is here; no build of it failed), and the
+        layer is not being compiled (to torch.compile the kernel is opaque: compiled models keep the loop)."""
+        weight = next(self.cell.parameters(), None)
+        return bool(
+            self.cell.fused_kernel
+            and not torch.compiler.is_compiling()
+            and (weight is None or (weight.device.type == "cpu" and weight.dtype in native.DTYPES))
+            and native.can_build(self.cell.fused_kernel)
+        )
 
     def forward(self, x: torch.Tensor, state: State | None = None, mask: torch.Tensor | None = None):
         """Returns outputs (T, B, O) and the final state (that of each column's last real step)."""
         if state is None:
             state = self.initial_state(x.shape[1], x)
         path = self.path
+        if self.stacked and path == "fused":
+            path = "python"  # a population's members share one step loop (member_steps), not K kernels
         if self.stacked and path == "library":
             return each_member(self, x, state, mask)
         if path == "library":
             result = self.cell.sequence(x, state, mask)
+            if result is not None:
+                return result
+        if path == "fused" or (self.impl == "fused" and not self.stacked):  # a failed build says so, once
+            result = self.cell.fused_sequence(x, state, mask)
             if result is not None:
                 return result
         step = self.cell.step

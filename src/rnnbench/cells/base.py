@@ -11,7 +11,8 @@ A cell is an ``nn.Module`` with
 ``rnnbench.sequence.Recurrent`` turns any such cell into a sequence layer. Built-in cells and cells that
 users write share that one runner. A cell whose equations are exactly those of a torch kernel also has
 ``sequence(x, state, mask)``: the whole layer in that kernel (``library_kernel`` says whether it has one),
-which the runner calls instead of its time loop when ``impl`` allows.
+which the runner calls instead of its time loop when ``impl`` allows. A cell with a fused C++ kernel
+(the LSTM family: ``fused_kernel``) has ``fused_sequence(x, state, mask)`` likewise.
 
 A ``stackable`` cell's step also runs a population's members at once (``rnnbench.member_steps``): every
 tensor it gets (``xp``, the state, the ``weights`` from ``step_weights``, a flat tuple) then has a
@@ -34,6 +35,7 @@ class Cell(nn.Module):
     hidden_size: int
     library_kernel: bool = False  # True: ``sequence`` runs the whole layer in a torch kernel
     stackable: bool = False  # True: ``step`` runs a population's members at once (see above)
+    fused_kernel: str | None = None  # the package's C++ kernel that ``fused_sequence`` runs (cells.native)
 
     @property
     def output_size(self) -> int:
@@ -57,6 +59,11 @@ class Cell(nn.Module):
 
     def sequence(self, x: torch.Tensor, state: State, mask: torch.Tensor | None):
         """The whole layer in a library kernel: (outputs, final state), or None to use the step loop."""
+        return None
+
+    def fused_sequence(self, x: torch.Tensor, state: State, mask: torch.Tensor | None):
+        """The whole layer in the package's fused C++ kernel: (outputs, final state), or None to use the
+        step loop (the kernel cannot be built, or does not serve this device or dtype)."""
         return None
 
     def zero_state(self, batch: int, like: torch.Tensor) -> State:

@@ -21,7 +21,8 @@ G*H*(I+H+1) + P*H (+ 9*H*H with FGR).
 
 A variant with all three gates, no peepholes, no gate recurrence and tanh for g and h (``lstm``,
 ``lstm_b``, ``np``) is exactly ``torch.nn.LSTM``: ``sequence`` runs torch's LSTM kernel on the cell's
-own weights (``rnnbench.cells.library``).
+own weights (``rnnbench.cells.library``). Every variant, FGR included, also runs in the package's fused
+C++ kernel (``fused_sequence``, ``rnnbench.cells.lstm_kernel``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from rnnbench.cells import lstm_kernel
 from rnnbench.cells.base import Cell, State, fused
 from rnnbench.cells.library import run_kernel
 
@@ -75,6 +77,7 @@ class LSTMCell(Cell):
     """Generic LSTM step; which gates exist is resolved here, once, from the spec."""
 
     stackable = True
+    fused_kernel = lstm_kernel.NAME
 
     def __init__(self, input_size: int, hidden_size: int, spec: LSTMSpec = JOZEFOWICZ_LSTM):
         super().__init__()
@@ -122,6 +125,9 @@ class LSTMCell(Cell):
         """``weight_hh`` (and ``weight_gg``) transposed for ``y @ w``, each peephole as a (1, H) row."""
         rows = tuple(self.peephole[k : k + 1] for k in range(len(self.peephole_gates)))
         return (self.weight_hh.t(), *rows, *((self.weight_gg.t(),) if self.spec.gate_recurrence else ()))
+
+    def fused_sequence(self, x, state, mask):
+        return lstm_kernel.run(self, x, state, mask)
 
     def step(self, xp, state: State, weights=None):
         y, c, H = state[0], state[1], self.hidden_size

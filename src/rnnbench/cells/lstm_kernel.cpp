@@ -1,0 +1,567 @@
+// The LSTM family's layer on the CPU in two calls: the whole time loop forward, and its backward
+// (backpropagation through time), for every variant of rnnbench/cells/lstm.py: which gates exist,
+// peepholes, the block input and output activations, coupled input and forget gates, gate recurrence.
+// Built and loaded by rnnbench/cells/lstm_kernel.py, which also holds the equations.
+//
+// Tensors are contiguous, time-major, float or double:
+//   x (T, B, I); w_ih (G*H, I), w_hh (G*H, H) and bias (G*H): gate blocks in the order (i, f, z, o) of
+//     the gates that exist; the input projection x w_ih^T + bias of all steps is one product in front;
+//   peephole (S, H), one row per sigmoid gate (i, f, o of those that exist) or empty;
+//   w_gg (S*H, S*H), the gate recurrence over the S sigmoid gates, or empty;
+//   mask (T, B) bool or empty: padded steps keep the state and output zeros.
+// Saved for the backward: ys, cs (T+1, B, H) the states y and c after each step (index 0: initial),
+// gs (T+1, B, S*H) the gate state under gate recurrence, acts (T, B, G*H) the gate activations,
+// hc (T, B, H) the output activation h(c).
+
+#include <ATen/Dispatch.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/ops/addmm.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/from_blob.h>
+#include <ATen/ops/mm.h>
+#include <ATen/ops/sum.h>
+#include <ATen/ops/zeros.h>
+#include <torch/library.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace {
+
+constexpr int64_t kGate = 0, kNone = 1, kCoupled = 2;  // forget gate: a gate, f = 1, f = 1 - i
+
+// ---------------------------------------------------------------------------------------------------
+// exp, sigmoid and tanh without branches or library calls, so that the loops over them vectorise.
+// x = n ln2 + r with |r| <= ln2/2; exp(x) = 2^n (1 + p), p = expm1(r) by its Taylor series, which is
+// below the type's rounding at that degree. Inputs are clamped to the normal range; NaN passes.
+
+template <typename T>
+struct ExpConstants;
+
+template <>
+struct ExpConstants<float> {
+  using Bits = uint32_t;
+  static constexpr float lo = -87.0f, hi = 88.0f;
+  static constexpr float shift = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  static constexpr float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
+  static constexpr int mantissa = 23;
+  static constexpr Bits bias = 127;
+  static inline float series(float r) {  // expm1(r) / r
+    return 1.0f + r * (1.0f / 2 + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 +
+           r * (1.0f / 5040))))));
+  }
+};
+
+template <>
+struct ExpConstants<double> {
+  using Bits = uint64_t;
+  static constexpr double lo = -708.0, hi = 709.0;
+  static constexpr double shift = 6755399441055744.0;  // 1.5 * 2^52
+  static constexpr double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
+  static constexpr int mantissa = 52;
+  static constexpr Bits bias = 1023;
+  static inline double series(double r) {
+    double s = 1.0 / 6227020800.0;  // 1/13!
+    const double inverse_factorials[] = {1.0 / 479001600, 1.0 / 39916800, 1.0 / 3628800, 1.0 / 362880,
+                                         1.0 / 40320,     1.0 / 5040,     1.0 / 720,     1.0 / 120,
+                                         1.0 / 24,        1.0 / 6,        1.0 / 2,       1.0};
+    for (double c : inverse_factorials) s = c + r * s;
+    return s;
+  }
+};
+
+// exp(x) = scale * (1 + p)
+template <typename T>
+inline void exp_parts(T x, T& scale, T& p) {
+  using E = ExpConstants<T>;
+  x = x < E::lo ? E::lo : (x > E::hi ? E::hi : x);
+  const T t = x * T(1.4426950408889634) + E::shift;
+  const T n = t - E::shift;
+  const T r = (x - n * E::ln2_hi) - n * E::ln2_lo;
+  typename E::Bits bits;
+  std::memcpy(&bits, &t, sizeof t);  // the low bits of t hold n
+  bits = (bits + E::bias) << E::mantissa;
+  std::memcpy(&scale, &bits, sizeof scale);
+  p = r * E::series(r);
+}
+
+template <typename T>
+inline T sigmoid(T x) {
+  T scale, p;
+  exp_parts(-x, scale, p);
+  return T(1) / (T(1) + (scale * p + scale));
+}
+
+template <typename T>
+inline T tanh_(T x) {
+  T scale, p;
+  exp_parts(T(-2) * std::fabs(x), scale, p);
+  const T e = scale * p + (scale - T(1));  // expm1(-2|x|), accurate near 0
+  return std::copysign(-e / (T(2) + e), x);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Matrix products. float32 goes through oneDNN's matmul where torch has it (mkldnn::_linear_pointwise,
+// the recurrent weights packed once per sequence): on the AMD EPYC this was measured on it ran the
+// layer's products up to twice as fast as MKL's sgemm, which at::mm calls there. Otherwise, or once a
+// oneDNN call has thrown, at::mm.
+// A step's product runs in plain loops where they beat a library call, whose fixed cost is several
+// microseconds: while the matrix stays in cache between steps and the rows are few. Measured on one
+// core (CPU time of a layer's forward and backward): loops faster for 1 row (H = 100, 650), up to 8
+// rows with a 1 MB matrix (H = 200), 64 rows with a 64 KB one; slower for 32 rows with a 160 KB one.
+
+template <typename T>
+bool use_loops(int64_t B, int64_t K, int64_t N) {
+  const int64_t bytes = K * N * int64_t(sizeof(T));
+  return B == 1 || bytes <= (int64_t(64) << 10) || (B <= 8 && bytes <= (int64_t(1) << 20));
+}
+
+std::optional<c10::OperatorHandle> find_op(const char* name) {
+  return c10::Dispatcher::singleton().findSchema({name, ""});
+}
+
+bool onednn_found() {
+  static const bool found = find_op("mkldnn::_linear_pointwise") && find_op("mkldnn::_reorder_linear_weight");
+  return found;
+}
+
+std::atomic<bool> onednn_failed{false};  // a oneDNN call threw: at::mm from then on, not a failed layer
+
+bool use_onednn(const at::Tensor& like) {
+  return like.scalar_type() == at::kFloat && onednn_found() && !onednn_failed;
+}
+
+// a (M, K) @ w^T + bias, w (N, K) plain or packed
+at::Tensor onednn_linear(const at::Tensor& a, const at::Tensor& w, const std::optional<at::Tensor>& bias) {
+  static const c10::OperatorHandle op = *find_op("mkldnn::_linear_pointwise");
+  std::vector<c10::IValue> stack{a, w, bias ? c10::IValue(*bias) : c10::IValue(), c10::IValue(std::string("none")),
+                                 c10::IValue(c10::List<std::optional<at::Scalar>>()), c10::IValue()};
+  op.callBoxed(&stack);
+  return stack[0].toTensor();
+}
+
+at::Tensor onednn_pack(const at::Tensor& w, int64_t batch) {
+  static const c10::OperatorHandle op = *find_op("mkldnn::_reorder_linear_weight");
+  std::vector<c10::IValue> stack{w, c10::IValue(batch)};
+  op.callBoxed(&stack);
+  return stack[0].toTensor();
+}
+
+// a (M, K) @ w^T (+ bias), w (N, K): the products over all steps at once
+at::Tensor linear(const at::Tensor& a, const at::Tensor& w, const std::optional<at::Tensor>& bias = std::nullopt) {
+  if (use_onednn(a)) {
+    try {
+      return onednn_linear(a, w, bias);
+    } catch (const std::exception&) {
+      onednn_failed = true;
+    }
+  }
+  return bias ? at::addmm(*bias, a, w.t()) : at::mm(a, w.t());
+}
+
+// out (B, N) = a (B, K) @ m (K, N), all row-major and contiguous; four rows of m at a time, used for every
+// row of out while they are in cache
+template <typename T>
+void loop_matmul(T* __restrict__ out, const T* __restrict__ a, const T* __restrict__ m, int64_t B, int64_t K,
+                 int64_t N) {
+  std::fill(out, out + B * N, T(0));
+  int64_t k = 0;
+  for (; k + 4 <= K; k += 4) {
+    const T* __restrict__ m0 = m + k * N;
+    const T* __restrict__ m1 = m0 + N;
+    const T* __restrict__ m2 = m1 + N;
+    const T* __restrict__ m3 = m2 + N;
+    for (int64_t b = 0; b < B; ++b) {
+      T* __restrict__ o = out + b * N;
+      const T a0 = a[b * K + k], a1 = a[b * K + k + 1], a2 = a[b * K + k + 2], a3 = a[b * K + k + 3];
+      for (int64_t n = 0; n < N; ++n) o[n] += a0 * m0[n] + a1 * m1[n] + a2 * m2[n] + a3 * m3[n];
+    }
+  }
+  for (; k < K; ++k) {
+    const T* __restrict__ mk = m + k * N;
+    for (int64_t b = 0; b < B; ++b) {
+      T* __restrict__ o = out + b * N;
+      const T ak = a[b * K + k];
+      for (int64_t n = 0; n < N; ++n) o[n] += ak * mk[n];
+    }
+  }
+}
+
+// a (B, K) @ w^T at every step, for one w (N, K) over the sequence
+template <typename T>
+class StepProduct {
+ public:
+  StepProduct(const at::Tensor& w, int64_t B)
+      : B_(B), K_(w.size(1)), N_(w.size(0)), options_(w.options()), w_(w) {
+    if (!use_loops<T>(B, K_, N_) && use_onednn(w)) {
+      try {
+        packed_ = onednn_pack(w.contiguous(), B);
+        return;
+      } catch (const std::exception&) {
+        onednn_failed = true;
+      }
+    }
+    plain();
+  }
+
+  // the (B, N) product, valid until the next call
+  const T* operator()(const T* a) {
+    auto a_t = [&] { return at::from_blob(const_cast<T*>(a), {B_, K_}, options_); };
+    if (packed_.defined()) {
+      try {
+        result_ = onednn_linear(a_t(), packed_, std::nullopt).contiguous();
+        return result_.data_ptr<T>();
+      } catch (const std::exception&) {
+        onednn_failed = true;
+        plain();
+      }
+    }
+    if (!use_loops<T>(B_, K_, N_)) {
+      at::mm_out(out_, a_t(), rows_);
+    } else {
+      loop_matmul(out_.data_ptr<T>(), a, rows_.data_ptr<T>(), B_, K_, N_);
+    }
+    return out_.data_ptr<T>();
+  }
+
+ private:
+  void plain() {
+    packed_.reset();
+    rows_ = w_.t().contiguous();  // (K, N)
+    out_ = at::empty({B_, N_}, options_);
+  }
+
+  int64_t B_, K_, N_;
+  at::TensorOptions options_;
+  at::Tensor w_, packed_, rows_, out_, result_;
+};
+
+// ---------------------------------------------------------------------------------------------------
+
+struct Layout {
+  int64_t T, B, I, H, G, S;
+  int64_t forget;
+  bool block_tanh, output_tanh, peepholes, recurrence;
+  int64_t slot_i = -1, slot_f = -1, slot_z = -1, slot_o = -1;  // gate blocks in w_ih, w_hh, acts
+  int64_t sig_i = -1, sig_f = -1, sig_o = -1;  // blocks among the sigmoid gates (peephole rows, w_gg)
+
+  Layout(const at::Tensor& x, const at::Tensor& w_hh, const at::Tensor& peephole, const at::Tensor& w_gg,
+         bool input_gate, int64_t forget_, bool output_gate, bool block_tanh_, bool output_tanh_)
+      : forget(forget_), block_tanh(block_tanh_), output_tanh(output_tanh_) {
+    TORCH_CHECK(forget >= kGate && forget <= kCoupled, "forget must be 0 (gate), 1 (none) or 2 (coupled)");
+    TORCH_CHECK(forget != kCoupled || input_gate, "a coupled forget gate needs the input gate");
+    int64_t g = 0, s = 0;
+    if (input_gate) slot_i = g++, sig_i = s++;
+    if (forget == kGate) slot_f = g++, sig_f = s++;
+    slot_z = g++;
+    if (output_gate) slot_o = g++, sig_o = s++;
+    G = g, S = s;
+    TORCH_CHECK(x.dim() == 3 && w_hh.dim() == 2, "x must be (T, B, I) and w_hh (G*H, H)");
+    T = x.size(0), B = x.size(1), I = x.size(2), H = w_hh.size(1);
+    TORCH_CHECK(w_hh.size(0) == G * H, "w_hh must be (G*H, H) for the ", G, " gates");
+    peepholes = peephole.numel() > 0;
+    recurrence = w_gg.numel() > 0;
+    TORCH_CHECK(!peepholes || (peephole.size(0) == S && peephole.size(1) == H), "peephole must be (S, H)");
+    TORCH_CHECK(!recurrence || (w_gg.size(0) == S * H && w_gg.size(1) == S * H), "w_gg must be (S*H, S*H)");
+  }
+
+  // (slot in the gate rows, block among the sigmoid gates) of each sigmoid gate that exists
+  std::vector<std::pair<int64_t, int64_t>> sigmoid_gates() const {
+    std::vector<std::pair<int64_t, int64_t>> gates;
+    for (auto [slot, block] : {std::pair{slot_i, sig_i}, {slot_f, sig_f}, {slot_o, sig_o}}) {
+      if (slot >= 0) gates.emplace_back(slot, block);
+    }
+    return gates;
+  }
+};
+
+void check(const at::Tensor& t, const at::Tensor& like, const char* name) {
+  TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == like.scalar_type() && t.is_contiguous(), name,
+              " must be a contiguous CPU tensor of the input's dtype");
+}
+
+const bool* mask_data(const at::Tensor& mask, const Layout& L) {
+  if (mask.numel() == 0) return nullptr;
+  TORCH_CHECK(mask.scalar_type() == at::kBool && mask.is_contiguous() && mask.size(0) == L.T &&
+                  mask.size(1) == L.B, "mask must be a contiguous bool (T, B)");
+  return mask.data_ptr<bool>();
+}
+
+// Each step of each row is one pass over the units, branch-free so that it vectorises. A gate, peephole or
+// gate recurrence that the variant lacks reads a stand-in (ones or zeros, which leave every value
+// exactly as without it) and writes to scratch.
+template <typename T>
+struct StandIns {
+  int64_t H;
+  std::vector<T> ones, zeros, scratch;
+  explicit StandIns(int64_t H_) : H(H_), ones(H_, T(1)), zeros(H_, T(0)), scratch(10 * H_, T(0)) {}
+  T* sink(int k) { return scratch.data() + k * H; }
+};
+
+// a where mask is all ones, b where it is zero: the variant's choices as bit operations, which the loops
+// vectorise (a ?: on a flag they do not)
+template <typename T>
+inline T choose(typename ExpConstants<T>::Bits mask, T a, T b) {
+  typename ExpConstants<T>::Bits x, y;
+  std::memcpy(&x, &a, sizeof a);
+  std::memcpy(&y, &b, sizeof b);
+  x = (x & mask) | (y & ~mask);
+  T r;
+  std::memcpy(&r, &x, sizeof r);
+  return r;
+}
+
+template <typename T>
+typename ExpConstants<T>::Bits mask_of(bool flag) {
+  return flag ? ~typename ExpConstants<T>::Bits(0) : 0;
+}
+
+// One forward step of one row. a*: the gate pre-activations, replaced by the activations.
+template <typename T>
+void forward_row(int64_t H, bool input_gate, bool forget_gate, bool output_gate, bool coupled, bool block_tanh,
+                 bool output_tanh, T* __restrict__ ai, T* __restrict__ af, T* __restrict__ az,
+                 T* __restrict__ ao, const T* __restrict__ pi, const T* __restrict__ pf, const T* __restrict__ po,
+                 const T* __restrict__ cp, T* __restrict__ c, T* __restrict__ hc, T* __restrict__ y,
+                 T* __restrict__ out, T* __restrict__ gi, T* __restrict__ gf, T* __restrict__ go) {
+  const auto mi = mask_of<T>(input_gate), mf = mask_of<T>(forget_gate), mo = mask_of<T>(output_gate);
+  const auto mc = mask_of<T>(coupled), mg = mask_of<T>(block_tanh), mh = mask_of<T>(output_tanh);
+  for (int64_t h = 0; h < H; ++h) {  // computed whether used or not, then chosen: no branches
+    const T c_prev = cp[h];
+    const T i_gate = sigmoid(ai[h] + pi[h] * c_prev), f_act = sigmoid(af[h] + pf[h] * c_prev);
+    const T z_tanh = tanh_(az[h]);
+    const T i = choose(mi, i_gate, T(1));
+    const T f_gate = choose(mf, f_act, T(1));
+    const T z = choose(mg, z_tanh, az[h]);
+    const T f = choose(mc, T(1) - i, f_gate);
+    const T c_new = z * i + c_prev * f;
+    const T o_gate = sigmoid(ao[h] + po[h] * c_new), c_tanh = tanh_(c_new);  // o's peephole reads the new c
+    const T o = choose(mo, o_gate, T(1));
+    const T h_c = choose(mh, c_tanh, c_new);
+    const T y_new = h_c * o;
+    ai[h] = i, af[h] = f_gate, az[h] = z, ao[h] = o;
+    c[h] = c_new, hc[h] = h_c, y[h] = y_new, out[h] = y_new;
+    gi[h] = i, gf[h] = f_gate, go[h] = o;
+  }
+}
+
+// One backward step of one row: from the gradients reaching y_t (dout + dy_rec), c_t (dc_rec) and the
+// gate state (dg*), the gradients of the pre-activations (d*), of c_{t-1} (into dc_rec) and the peepholes'
+// (accumulated in dp*).
+template <typename T>
+void backward_row(int64_t H, bool coupled, bool block_tanh, bool output_tanh, const T* __restrict__ i,
+                  const T* __restrict__ f, const T* __restrict__ z, const T* __restrict__ o,
+                  const T* __restrict__ cp, const T* __restrict__ c, const T* __restrict__ hc,
+                  const T* __restrict__ dout, const T* __restrict__ dy_rec, T* __restrict__ dc_rec,
+                  const T* __restrict__ dgi, const T* __restrict__ dgf, const T* __restrict__ dgo,
+                  const T* __restrict__ pi, const T* __restrict__ pf, const T* __restrict__ po, T* __restrict__ di,
+                  T* __restrict__ df, T* __restrict__ dz, T* __restrict__ d_o, T* __restrict__ dpi,
+                  T* __restrict__ dpf, T* __restrict__ dpo) {
+  for (int64_t h = 0; h < H; ++h) {
+    const T dy = dout[h] + dy_rec[h];
+    const T ig = i[h], fg = f[h], zg = z[h], og = o[h], c_prev = cp[h], h_c = hc[h];
+    const T d_out_gate = (dy * h_c + dgo[h]) * og * (T(1) - og);  // y = h(c) o
+    const T dc = dc_rec[h] + dy * og * (output_tanh ? T(1) - h_c * h_c : T(1)) + d_out_gate * po[h];
+    const T d_block = dc * ig * (block_tanh ? T(1) - zg * zg : T(1));
+    const T d_in = ((coupled ? dc * zg - dc * c_prev : dc * zg) + dgi[h]) * ig * (T(1) - ig);  // CIFG: f = 1 - i
+    const T d_forget = (dc * c_prev + dgf[h]) * fg * (T(1) - fg);
+    dc_rec[h] = dc * (coupled ? T(1) - ig : fg) + d_in * pi[h] + d_forget * pf[h];
+    di[h] = d_in, df[h] = d_forget, dz[h] = d_block, d_o[h] = d_out_gate;
+    dpi[h] += d_in * c_prev, dpf[h] += d_forget * c_prev, dpo[h] += d_out_gate * c[h];
+  }
+}
+
+// The time loop. xp: the input projection (T, B, G*H); writes the saved tensors and the outputs.
+template <typename T>
+void forward_loop(const Layout& L, const bool* mask, const T* xp, const at::Tensor& w_hh, const T* peephole,
+                  const at::Tensor& w_gg, T* acts, T* ys, T* cs, T* gs, T* hc, T* out) {
+  const int64_t B = L.B, H = L.H, GH = L.G * H, SH = L.S * H;
+  StepProduct<T> recurrent(w_hh, B);
+  std::optional<StepProduct<T>> gate_recurrent;
+  if (L.recurrence) gate_recurrent.emplace(w_gg, B);
+  const auto sigmoid_gates = L.sigmoid_gates();
+  StandIns<T> stand(H);
+  auto peep = [&](int64_t block) { return L.peepholes && block >= 0 ? peephole + block * H : stand.zeros.data(); };
+  const T *pi = peep(L.sig_i), *pf = peep(L.sig_f), *po = peep(L.sig_o);
+  for (int64_t t = 0; t < L.T; ++t) {
+    const T *y_prev = ys + t * B * H, *c_prev = cs + t * B * H, *g_prev = gs + t * B * SH;
+    const T* rec = recurrent(y_prev);  // (B, G*H)
+    const T* gate_rec = L.recurrence ? (*gate_recurrent)(g_prev) : nullptr;  // (B, S*H)
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t row = t * B + b;
+      T* a = acts + row * GH;
+      T* g = L.recurrence ? gs + (row + B) * SH : nullptr;
+      if (mask && !mask[row]) {  // padded: keep the state, output 0
+        std::memcpy(cs + (row + B) * H, c_prev + b * H, H * sizeof(T));
+        std::memcpy(ys + (row + B) * H, y_prev + b * H, H * sizeof(T));
+        if (g) std::memcpy(g, g_prev + b * SH, SH * sizeof(T));
+        std::fill(out + row * H, out + (row + 1) * H, T(0));
+        continue;
+      }
+      const T* __restrict__ xp_b = xp + row * GH;
+      const T* __restrict__ rec_b = rec + b * GH;
+      for (int64_t k = 0; k < GH; ++k) a[k] = xp_b[k] + rec_b[k];  // the pre-activations
+      if (gate_rec) {
+        for (auto [slot, block] : sigmoid_gates) {
+          T* __restrict__ ak = a + slot * H;
+          const T* __restrict__ rk = gate_rec + b * SH + block * H;
+          for (int64_t h = 0; h < H; ++h) ak[h] += rk[h];
+        }
+      }
+      auto gate = [&](int64_t slot, int k) { return slot >= 0 ? a + slot * H : stand.sink(k); };
+      auto state = [&](int64_t block, int k) { return g && block >= 0 ? g + block * H : stand.sink(k); };
+      forward_row(H, L.slot_i >= 0, L.slot_f >= 0, L.slot_o >= 0, L.forget == kCoupled, L.block_tanh,
+                  L.output_tanh, gate(L.slot_i, 0), gate(L.slot_f, 1), a + L.slot_z * H, gate(L.slot_o, 2), pi,
+                  pf, po, c_prev + b * H, cs + (row + B) * H, hc + row * H, ys + (row + B) * H, out + row * H,
+                  state(L.sig_i, 3), state(L.sig_f, 4), state(L.sig_o, 5));
+    }
+  }
+}
+
+// The time loop backwards: the gradients of the pre-activations (dgates, (T, B, G*H); dsig, theirs of
+// the sigmoid gates, (T, B, S*H), under gate recurrence) and of the initial state (in the *_rec).
+template <typename T>
+void backward_loop(const Layout& L, const bool* mask, const T* dout, const T* cs, const T* acts, const T* hc,
+                   const at::Tensor& w_hh, const T* peephole, const at::Tensor& w_gg, T* dgates, T* dsig,
+                   T* dy_rec, T* dc_rec, T* dg_rec, T* dpeep) {
+  const int64_t B = L.B, H = L.H, GH = L.G * H, SH = L.S * H;
+  StepProduct<T> recurrent(w_hh.t(), B);  // d_t @ w_hh
+  std::optional<StepProduct<T>> gate_recurrent;
+  if (L.recurrence) gate_recurrent.emplace(w_gg.t(), B);
+  const auto sigmoid_gates = L.sigmoid_gates();
+  StandIns<T> stand(H);
+  const T* ones = stand.ones.data();
+  const T* zeros = stand.zeros.data();
+  auto peep = [&](int64_t block) { return L.peepholes && block >= 0 ? peephole + block * H : zeros; };
+  auto peep_grad = [&](int64_t block, int k) {
+    return L.peepholes && block >= 0 ? dpeep + block * H : stand.sink(k);
+  };
+  const T *pi = peep(L.sig_i), *pf = peep(L.sig_f), *po = peep(L.sig_o);
+  T *dpi = peep_grad(L.sig_i, 4), *dpf = peep_grad(L.sig_f, 5), *dpo = peep_grad(L.sig_o, 6);
+  for (int64_t t = L.T - 1; t >= 0; --t) {
+    T* d_t = dgates + t * B * GH;
+    T* dsig_t = L.recurrence ? dsig + t * B * SH : nullptr;
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t row = t * B + b;
+      T* d = d_t + b * GH;
+      if (mask && !mask[row]) {  // padded: no gradient to this step; the state's passes by
+        std::fill(d, d + GH, T(0));
+        if (dsig_t) std::fill(dsig_t + b * SH, dsig_t + (b + 1) * SH, T(0));
+        continue;
+      }
+      const T* a = acts + row * GH;
+      auto gate = [&](int64_t slot) { return slot >= 0 ? a + slot * H : ones; };
+      auto gate_grad = [&](int64_t slot, int k) { return slot >= 0 ? d + slot * H : stand.sink(k); };
+      auto state_grad = [&](int64_t block) { return dsig_t && block >= 0 ? dg_rec + b * SH + block * H : zeros; };
+      backward_row(H, L.forget == kCoupled, L.block_tanh, L.output_tanh, gate(L.slot_i), gate(L.slot_f),
+                   a + L.slot_z * H, gate(L.slot_o), cs + row * H, cs + (row + B) * H, hc + row * H,
+                   dout + row * H, dy_rec + b * H, dc_rec + b * H, state_grad(L.sig_i), state_grad(L.sig_f),
+                   state_grad(L.sig_o), pi, pf, po, gate_grad(L.slot_i, 0), gate_grad(L.slot_f, 1),
+                   d + L.slot_z * H, gate_grad(L.slot_o, 2), dpi, dpf, dpo);
+      for (auto [slot, block] : sigmoid_gates) {
+        if (dsig_t) std::memcpy(dsig_t + b * SH + block * H, d + slot * H, H * sizeof(T));
+      }
+    }
+    // to y_{t-1} (and g_{t-1}) through the recurrent matrices; padded rows keep theirs
+    const T* dy_prev = recurrent(d_t);
+    const T* dg_prev = L.recurrence ? (*gate_recurrent)(dsig_t) : nullptr;
+    for (int64_t b = 0; b < B; ++b) {
+      if (mask && !mask[t * B + b]) continue;
+      std::memcpy(dy_rec + b * H, dy_prev + b * H, H * sizeof(T));
+      if (L.recurrence) std::memcpy(dg_rec + b * SH, dg_prev + b * SH, SH * sizeof(T));
+    }
+  }
+}
+
+// Returns out (T, B, H) and what the backward reads: ys, cs, gs, acts, hc.
+std::vector<at::Tensor> lstm_forward(const at::Tensor& x, const at::Tensor& w_ih, const at::Tensor& bias,
+                                     const at::Tensor& y0, const at::Tensor& c0, const at::Tensor& g0,
+                                     const at::Tensor& w_hh, const at::Tensor& peephole, const at::Tensor& w_gg,
+                                     const at::Tensor& mask, bool input_gate, int64_t forget, bool output_gate,
+                                     bool block_tanh, bool output_tanh) {
+  const Layout L(x, w_hh, peephole, w_gg, input_gate, forget, output_gate, block_tanh, output_tanh);
+  for (const auto& [t, name] : {std::pair{x, "x"}, {w_ih, "w_ih"}, {bias, "bias"}, {y0, "y0"}, {c0, "c0"},
+                                {w_hh, "w_hh"}}) {
+    check(t, x, name);
+  }
+  if (L.peepholes) check(peephole, x, "peephole");
+  if (L.recurrence) check(g0, x, "g0"), check(w_gg, x, "w_gg");
+  const bool* m = mask_data(mask, L);
+  const auto options = x.options();
+  const int64_t T = L.T, B = L.B, H = L.H;
+  auto xp = linear(x.view({T * B, L.I}), w_ih, bias).contiguous();  // the input projection of all steps
+  auto acts = at::empty({T, B, L.G * H}, options);
+  auto ys = at::empty({T + 1, B, H}, options), cs = at::empty({T + 1, B, H}, options);
+  auto gs = at::empty({L.recurrence ? T + 1 : 0, B, L.S * H}, options);
+  auto hc = at::empty({T, B, H}, options), out = at::empty({T, B, H}, options);
+  ys[0].copy_(y0);
+  cs[0].copy_(c0);
+  if (L.recurrence) gs[0].copy_(g0);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_forward", [&] {
+    forward_loop<scalar_t>(L, m, xp.data_ptr<scalar_t>(), w_hh, L.peepholes ? peephole.data_ptr<scalar_t>() : nullptr,
+                           w_gg, acts.data_ptr<scalar_t>(), ys.data_ptr<scalar_t>(), cs.data_ptr<scalar_t>(),
+                           L.recurrence ? gs.data_ptr<scalar_t>() : nullptr, hc.data_ptr<scalar_t>(),
+                           out.data_ptr<scalar_t>());
+  });
+  return {out, ys, cs, gs, acts, hc};
+}
+
+// Returns the gradients of x (empty unless input_grad), w_ih, bias, y0, c0, g0, w_hh, peephole, w_gg.
+std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& dy_final,
+                                      const at::Tensor& dc_final, const at::Tensor& dg_final, const at::Tensor& x,
+                                      const at::Tensor& w_ih, const at::Tensor& ys, const at::Tensor& cs,
+                                      const at::Tensor& gs, const at::Tensor& acts, const at::Tensor& hc,
+                                      const at::Tensor& w_hh, const at::Tensor& peephole, const at::Tensor& w_gg,
+                                      const at::Tensor& mask, bool input_grad, bool input_gate, int64_t forget,
+                                      bool output_gate, bool block_tanh, bool output_tanh) {
+  const Layout L(x, w_hh, peephole, w_gg, input_gate, forget, output_gate, block_tanh, output_tanh);
+  for (const auto& [t, name] : {std::pair{dout, "dout"}, {dy_final, "dy_final"}, {dc_final, "dc_final"},
+                                {x, "x"}, {w_ih, "w_ih"}, {ys, "ys"}, {cs, "cs"}, {acts, "acts"}, {hc, "hc"},
+                                {w_hh, "w_hh"}}) {
+    check(t, x, name);
+  }
+  if (L.peepholes) check(peephole, x, "peephole");
+  if (L.recurrence) check(dg_final, x, "dg_final"), check(gs, x, "gs"), check(w_gg, x, "w_gg");
+  const bool* m = mask_data(mask, L);
+  const auto options = x.options();
+  const int64_t T = L.T, B = L.B, H = L.H, GH = L.G * H, SH = L.S * H;
+  auto dgates = at::empty({T, B, GH}, options);
+  auto dsig = at::empty({L.recurrence ? T : 0, B, SH}, options);
+  auto dy_rec = dy_final.clone(), dc_rec = dc_final.clone();
+  auto dg_rec = L.recurrence ? dg_final.clone() : at::empty({0}, options);
+  auto dpeep = at::zeros({L.peepholes ? L.S : 0, H}, options);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_backward", [&] {
+    backward_loop<scalar_t>(L, m, dout.data_ptr<scalar_t>(), cs.data_ptr<scalar_t>(), acts.data_ptr<scalar_t>(),
+                            hc.data_ptr<scalar_t>(), w_hh, L.peepholes ? peephole.data_ptr<scalar_t>() : nullptr,
+                            w_gg, dgates.data_ptr<scalar_t>(), L.recurrence ? dsig.data_ptr<scalar_t>() : nullptr,
+                            dy_rec.data_ptr<scalar_t>(), dc_rec.data_ptr<scalar_t>(),
+                            L.recurrence ? dg_rec.data_ptr<scalar_t>() : nullptr,
+                            L.peepholes ? dpeep.data_ptr<scalar_t>() : nullptr);
+  });
+  // the matrices' gradients: one product over all steps each (padded steps contribute zeros); a weight's
+  // as (inputs^T grads)^T, which oneDNN runs faster than grads^T inputs
+  auto d2 = dgates.view({T * B, GH});
+  auto weight_grad = [&](const at::Tensor& grads, const at::Tensor& inputs) {
+    return linear(inputs.t(), grads.t()).t().contiguous();
+  };
+  auto dx = input_grad ? linear(d2, w_ih.t().contiguous()).view({T, B, L.I}) : at::empty({0}, options);
+  auto dw_ih = weight_grad(d2, x.view({T * B, L.I}));
+  auto dbias = d2.sum(0);
+  auto dw_hh = weight_grad(d2, ys.narrow(0, 0, T).reshape({T * B, H}));
+  auto dw_gg = L.recurrence ? weight_grad(dsig.view({T * B, SH}), gs.narrow(0, 0, T).reshape({T * B, SH}))
+                            : at::empty({0}, options);
+  return {dx, dw_ih, dbias, dy_rec, dc_rec, dg_rec, dw_hh, dpeep, dw_gg};
+}
+
+}  // namespace
+
+TORCH_LIBRARY(rnnbench_lstm, m) {
+  m.def("forward", &lstm_forward);
+  m.def("backward", &lstm_backward);
+}

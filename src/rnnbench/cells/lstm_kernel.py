@@ -1,0 +1,93 @@
+"""The LSTM family's fused CPU layer (``cell.impl=fused``): the time loop forward and its backward run in
+C++ (``lstm_kernel.cpp``), one call each per sequence, for every variant of ``rnnbench.cells.lstm``.
+
+The input projection of all steps is one matrix product in front of the time loop (what the cell's
+``project_input`` computes), its gradients likewise one product each after it. The backward is hand-written
+backpropagation through time: per step, from the gradients reaching y_t and c_t (and the gate state
+under FGR),
+
+    dy = ∂L/∂out_t + (from t+1);  do = dy ⊙ h(c_t);  dh = dy ⊙ o
+    dc = (from t+1) + dh ⊙ h'(c_t) + dô ⊙ p_o               (ô: the pre-activation; dô = do ⊙ o(1-o))
+    dẑ = dc ⊙ i ⊙ g'(ẑ);  dî = (dc ⊙ z [- dc ⊙ c_{t-1} for CIFG]) ⊙ i(1-i);  df̂ = dc ⊙ c_{t-1} ⊙ f(1-f)
+    dc_{t-1} = dc ⊙ f + dî ⊙ p_i + df̂ ⊙ p_f;  dy_{t-1} = [dî df̂ dẑ dô] R;  (FGR) dg_{t-1} = [dî df̂ dô] R_gg
+
+and after the loop each matrix's gradient as one product over all steps. The masks are the
+runner's: padded steps keep the state, output zeros and pass the state's gradient by. Outputs and
+gradients equal the step loop's (tests/test_fused.py).
+
+The kernel serves float32 and float64 on the CPU; elsewhere (a GPU, bfloat16, inside torch.compile), or
+where it cannot be built, ``run`` returns None and the runner runs the step loop.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from rnnbench.cells import native
+
+NAME = "lstm_kernel"
+FORGET = {"gate": 0, "none": 1, "coupled": 2}  # the kernel's codes
+
+
+def serves(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether the kernel runs this sequence (else the step loop does)."""
+    return (
+        x.device.type == "cpu"
+        and weight.device.type == "cpu"
+        and x.dtype in native.DTYPES
+        and x.dtype == weight.dtype
+        and not torch.compiler.is_compiling()  # an opaque call to dynamo: compiled models keep the loop
+        and native.load(NAME)
+    )
+
+
+class FusedLSTM(torch.autograd.Function):
+    """(x, w_ih, bias, y0, c0, g0, w_hh, peephole, w_gg, mask, flags) -> (out, y_T, c_T, g_T). Absent
+    tensors (no peepholes, no gate recurrence, no mask) are empty; ``flags``: the spec in the kernel's
+    terms."""
+
+    @staticmethod
+    def forward(ctx, x, w_ih, bias, y0, c0, g0, w_hh, peephole, w_gg, mask, flags):
+        ops = torch.ops.rnnbench_lstm
+        out, ys, cs, gs, acts, hc = ops.forward(x, w_ih, bias, y0, c0, g0, w_hh, peephole, w_gg, mask, *flags)
+        ctx.save_for_backward(x, w_ih, ys, cs, gs, acts, hc, w_hh, peephole, w_gg, mask)
+        ctx.flags = flags
+        g_final = gs[-1].clone() if gs.numel() else gs
+        if not gs.numel():
+            ctx.mark_non_differentiable(g_final)
+        return out, ys[-1].clone(), cs[-1].clone(), g_final
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dout, dy, dc, dg):
+        x, w_ih, ys, cs, gs, acts, hc, w_hh, peephole, w_gg, mask = ctx.saved_tensors
+        dout, dy, dc, dg = (g.contiguous() for g in (dout, dy, dc, dg))
+        dx, dw_ih, dbias, dy0, dc0, dg0, dw_hh, dpeep, dw_gg = torch.ops.rnnbench_lstm.backward(
+            dout, dy, dc, dg, x, w_ih, ys, cs, gs, acts, hc, w_hh, peephole, w_gg, mask,
+            ctx.needs_input_grad[0], *ctx.flags,
+        )  # fmt: skip
+        recurrence, peepholes = w_gg.numel() > 0, peephole.numel() > 0
+        return (dx if ctx.needs_input_grad[0] else None, dw_ih, dbias, dy0, dc0, dg0 if recurrence else None,
+                dw_hh, dpeep if peepholes else None, dw_gg if recurrence else None, None, None)  # fmt: skip
+
+
+def run(cell, x: torch.Tensor, state: tuple, mask: torch.Tensor | None):
+    """The layer of LSTM ``cell`` on ``x`` (T, B, I): (outputs, final state) as the step loop gives them,
+    or None where the kernel does not serve (the runner then runs the step loop)."""
+    if not serves(x, cell.weight_hh):
+        return None
+    spec, H = cell.spec, cell.hidden_size
+    empty = x.new_empty(0)
+    y0, c0 = (s.contiguous() for s in state[:2])
+    recurrence = spec.gate_recurrence
+    g0 = torch.cat(state[2:], -1).contiguous() if recurrence else empty
+    peephole = cell.peephole if cell.peephole_gates else empty
+    w_gg = cell.weight_gg if recurrence else empty
+    mask = empty.bool() if mask is None else mask.to(torch.bool).contiguous()
+    flags = ("i" in cell.slot, FORGET[spec.forget_gate], "o" in cell.slot,
+             spec.block_activation == "tanh", spec.output_activation == "tanh")  # fmt: skip
+    w_ih, bias, w_hh = (w.contiguous() for w in (cell.weight_ih, cell.bias, cell.weight_hh))
+    out, y, c, g = FusedLSTM.apply(x.contiguous(), w_ih, bias, y0, c0, g0, w_hh, peephole.contiguous(),
+                                   w_gg.contiguous(), mask, flags)  # fmt: skip
+    return out, (y, c, *(g.split(H, -1) if recurrence else ()))
