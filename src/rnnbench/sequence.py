@@ -20,7 +20,7 @@ same outputs and gradients (tests/test_fast_paths.py):
   (on a CPU, compiling the step measured no faster than the loop: see README "Speed").
 
 In a population's template (``stacked``, run under vmap by ``rnnbench.population``) a cell with a kernel
-runs it once per member, and the step loop of a stackable cell runs once for all members
+(torch's or the fused one) runs it once per member, and the step loop of a stackable cell runs once for all members
 (``rnnbench.member_steps``), through the same ``run_steps``.
 """
 
@@ -113,9 +113,7 @@ class Recurrent(nn.Module):
         if state is None:
             state = self.initial_state(x.shape[1], x)
         path = self.path
-        if self.stacked and path == "fused":
-            path = "python"  # a population's members share one step loop (member_steps), not K kernels
-        if self.stacked and path == "library":
+        if self.stacked and path in ("library", "fused"):
             return each_member(self, x, state, mask)
         if path == "library":
             result = self.cell.sequence(x, state, mask)
