@@ -5,7 +5,8 @@
 //   h' = z ⊙ h + (1 − z) ⊙ c (GRU: z keeps the state)  or  h' = z ⊙ c + (1 − z) ⊙ h (MUT1..3)
 //
 // Tensors are contiguous, time-major, float or double:
-//   xp (T, B, 3H): the input projection of all steps (the cell's project_input, bias included); the
+//   xp (T, B, 3H): the input projection of all steps (the cell's project_input, bias included, its
+//     products by `projection` below); the
 //     blocks of z and r at xz and xr, the candidate's at 2;
 //   w_hh (n*H, H): the recurrent matrices, W_z at block hz (on h; -1: none) or tz (on tanh(h); -1: none),
 //     W_r at hr, W_c at hc. The matrices on h (W_r, and W_z at hz) are one product per step: adjacent
@@ -277,9 +278,24 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
   return {dxp, dh_rec, dw_hh};
 }
 
+// The input projection x (M, I) w^T (+ bias) in front of the loop, in the kernels' products (oneDNN for
+// float32, which ran them twice as fast as torch's linear here), and its backward: the gradients of x
+// (empty unless input_grad) and w.
+at::Tensor projection(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& bias) {
+  return linear(x, w, bias);
+}
+
+std::vector<at::Tensor> projection_backward(const at::Tensor& dout, const at::Tensor& x, const at::Tensor& w,
+                                            bool input_grad) {
+  auto dx = input_grad ? linear(dout, w.t().contiguous()) : at::empty({0}, x.options());
+  return {dx, weight_grad(dout, x)};
+}
+
 }  // namespace
 
 TORCH_LIBRARY(rnnbench_gru, m) {
   m.def("forward", &gru_forward);
   m.def("backward", &gru_backward);
+  m.def("projection", &projection);
+  m.def("projection_backward", &projection_backward);
 }

@@ -65,7 +65,7 @@ class Mut1Cell(_MutCell):
         require_square("mut1", input_size, hidden_size)
         super().__init__(input_size, hidden_size)
 
-    def project_input(self, x):
+    def project_input(self, x, linear=linear):  # the fused kernel passes its own products
         H = self.hidden_size
         zr = linear(x, self.weight_ih, self.bias[: 2 * H])
         return torch.cat([zr, torch.tanh(x) + self.bias[2 * H :]], -1)
@@ -87,7 +87,7 @@ class Mut2Cell(_MutCell):
         require_square("mut2", input_size, hidden_size)
         super().__init__(input_size, hidden_size)
 
-    def project_input(self, x):
+    def project_input(self, x, linear=linear):  # the fused kernel passes its own products
         H = self.hidden_size
         x_z, x_h = linear(x, self.weight_ih).split(H, -1)
         return torch.cat([x_z, x, x_h], -1) + self.bias
@@ -107,7 +107,7 @@ class Mut2Cell(_MutCell):
 class Mut3Cell(_MutCell):
     fused_layout = gru_kernel.Layout(xz=0, xr=1, hz=-1, hr=1, tz=0, hc=2, z_keeps=False)
 
-    def project_input(self, x):
+    def project_input(self, x, linear=linear):  # the fused kernel passes its own products
         return linear(x, self.weight_ih, self.bias)
 
     def step(self, xp, state, weights=None):
