@@ -130,11 +130,12 @@ def test_fused_runs_without_the_step(monkeypatch):
     assert_same(run(cell, "fused", masks(5)["prefix mask"], 5), expected)
 
 
-def test_auto_picks_fused_for_the_lstm_family_on_the_cpu():
+def test_auto_picks_fused_for_the_lstm_family_the_gru_and_the_mut_cells_on_the_cpu():
     paths = {name: Recurrent(build_cell(name, H, H)).path for name in CELLS}
-    assert {name for name, path in paths.items() if path == "fused"} == set(VARIANTS) - set(LIBRARY)
+    fused = set(VARIANTS) - set(LIBRARY) | {"gru", "mut1", "mut2", "mut3"}
+    assert {name for name, path in paths.items() if path == "fused"} == fused
     assert {paths[name] for name in LIBRARY} == {"library"}
-    assert paths["gru"] == "python"
+    assert paths["gf_gru"] == "python"
 
 
 def test_where_the_kernel_does_not_serve_the_step_loop_runs():
@@ -170,7 +171,7 @@ def test_no_compiler_warns_and_runs_the_step_loop(monkeypatch):
 
 def test_fused_for_a_cell_without_a_kernel_is_a_one_line_error():
     with initialize_config_module(config_module="rnnbench.configs", version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["debug=fast", "cell=gru", "cell.impl=fused"])
-    with pytest.raises(ConfigError, match="cell.impl=fused is not available for GRUCell") as error:
+        cfg = compose(config_name="config", overrides=["debug=fast", "cell=tanh", "cell.impl=fused"])
+    with pytest.raises(ConfigError, match="cell.impl=fused is not available for TanhCell") as error:
         build_model(cfg, build_task(cfg.task, cfg.seed))
     assert "\n" not in str(error.value)

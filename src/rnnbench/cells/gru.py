@@ -8,17 +8,23 @@
 ``torch.nn.GRU`` (cuDNN) applies r after the matrix, r ⊙ (W_hh h + b_hn): a different cell.
 Weight layout: rows (r, z, h̃) in ``weight_ih`` (3H, I) and ``weight_hh`` (3H, H); one ``bias`` (3H)
 added with the input projection. State: (h,). Parameters: 3H*(I+H+1).
+
+The whole layer also runs in the package's fused C++ kernel (``fused_sequence``,
+``rnnbench.cells.gru_kernel``).
 """
 
 from __future__ import annotations
 
 import torch
 
+from rnnbench.cells import gru_kernel
 from rnnbench.cells.base import Cell, fused
 
 
 class GRUCell(Cell):
     stackable = True
+    fused_kernel = gru_kernel.NAME
+    fused_layout = gru_kernel.Layout(xz=1, xr=0, hz=1, hr=0, tz=-1, hc=2, z_keeps=True)
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()
@@ -27,12 +33,16 @@ class GRUCell(Cell):
         self.weight_hh = fused(3 * hidden_size, hidden_size)
         self.bias = torch.nn.Parameter(torch.zeros(3 * hidden_size))
 
-    def project_input(self, x):
-        return torch.nn.functional.linear(x, self.weight_ih, self.bias)
+    def project_input(self, x, linear=torch.nn.functional.linear):
+        """``linear``: the fused kernel passes its own products."""
+        return linear(x, self.weight_ih, self.bias)
 
     def step_weights(self):
         H = self.hidden_size
         return self.weight_hh[: 2 * H].t(), self.weight_hh[2 * H :].t()  # (r, z) rows and h̃ rows
+
+    def fused_sequence(self, x, state, mask):
+        return gru_kernel.run(self, x, state, mask)
 
     def step(self, xp, state, weights=None):
         h, H = state[0], self.hidden_size

@@ -15,235 +15,27 @@
 
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
-#include <ATen/core/dispatch/Dispatcher.h>
-#include <ATen/ops/addmm.h>
 #include <ATen/ops/empty.h>
-#include <ATen/ops/from_blob.h>
-#include <ATen/ops/mm.h>
 #include <ATen/ops/sum.h>
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
-#include <atomic>
-#include <cmath>
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <optional>
-#include <string>
 #include <utility>
 #include <vector>
 
+#include "kernel_args.h"
+#include "kernel_math.h"
+#include "kernel_products.h"
+
 namespace {
 
+using namespace rnnbench;
+
 constexpr int64_t kGate = 0, kNone = 1, kCoupled = 2;  // forget gate: a gate, f = 1, f = 1 - i
-
-// ---------------------------------------------------------------------------------------------------
-// exp, sigmoid and tanh without branches or library calls, so that the loops over them vectorise.
-// x = n ln2 + r with |r| <= ln2/2; exp(x) = 2^n (1 + p), p = expm1(r) by its Taylor series, which is
-// below the type's rounding at that degree. Inputs are clamped to the normal range; NaN passes.
-
-template <typename T>
-struct ExpConstants;
-
-template <>
-struct ExpConstants<float> {
-  using Bits = uint32_t;
-  static constexpr float lo = -87.0f, hi = 88.0f;
-  static constexpr float shift = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  static constexpr float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
-  static constexpr int mantissa = 23;
-  static constexpr Bits bias = 127;
-  static inline float series(float r) {  // expm1(r) / r
-    return 1.0f + r * (1.0f / 2 + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 +
-           r * (1.0f / 5040))))));
-  }
-};
-
-template <>
-struct ExpConstants<double> {
-  using Bits = uint64_t;
-  static constexpr double lo = -708.0, hi = 709.0;
-  static constexpr double shift = 6755399441055744.0;  // 1.5 * 2^52
-  static constexpr double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
-  static constexpr int mantissa = 52;
-  static constexpr Bits bias = 1023;
-  static inline double series(double r) {
-    double s = 1.0 / 6227020800.0;  // 1/13!
-    const double inverse_factorials[] = {1.0 / 479001600, 1.0 / 39916800, 1.0 / 3628800, 1.0 / 362880,
-                                         1.0 / 40320,     1.0 / 5040,     1.0 / 720,     1.0 / 120,
-                                         1.0 / 24,        1.0 / 6,        1.0 / 2,       1.0};
-    for (double c : inverse_factorials) s = c + r * s;
-    return s;
-  }
-};
-
-// exp(x) = scale * (1 + p)
-template <typename T>
-inline void exp_parts(T x, T& scale, T& p) {
-  using E = ExpConstants<T>;
-  x = x < E::lo ? E::lo : (x > E::hi ? E::hi : x);
-  const T t = x * T(1.4426950408889634) + E::shift;
-  const T n = t - E::shift;
-  const T r = (x - n * E::ln2_hi) - n * E::ln2_lo;
-  typename E::Bits bits;
-  std::memcpy(&bits, &t, sizeof t);  // the low bits of t hold n
-  bits = (bits + E::bias) << E::mantissa;
-  std::memcpy(&scale, &bits, sizeof scale);
-  p = r * E::series(r);
-}
-
-template <typename T>
-inline T sigmoid(T x) {
-  T scale, p;
-  exp_parts(-x, scale, p);
-  return T(1) / (T(1) + (scale * p + scale));
-}
-
-template <typename T>
-inline T tanh_(T x) {
-  T scale, p;
-  exp_parts(T(-2) * std::fabs(x), scale, p);
-  const T e = scale * p + (scale - T(1));  // expm1(-2|x|), accurate near 0
-  return std::copysign(-e / (T(2) + e), x);
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Matrix products. float32 goes through oneDNN's matmul where torch has it (mkldnn::_linear_pointwise,
-// the recurrent weights packed once per sequence): on the AMD EPYC this was measured on it ran the
-// layer's products up to twice as fast as MKL's sgemm, which at::mm calls there. Otherwise, or once a
-// oneDNN call has thrown, at::mm.
-// A step's product runs in plain loops where they beat a library call, whose fixed cost is several
-// microseconds: while the matrix stays in cache between steps and the rows are few. Measured on one
-// core (CPU time of a layer's forward and backward): loops faster for 1 row (H = 100, 650), up to 8
-// rows with a 1 MB matrix (H = 200), 64 rows with a 64 KB one; slower for 32 rows with a 160 KB one.
-
-template <typename T>
-bool use_loops(int64_t B, int64_t K, int64_t N) {
-  const int64_t bytes = K * N * int64_t(sizeof(T));
-  return B == 1 || bytes <= (int64_t(64) << 10) || (B <= 8 && bytes <= (int64_t(1) << 20));
-}
-
-std::optional<c10::OperatorHandle> find_op(const char* name) {
-  return c10::Dispatcher::singleton().findSchema({name, ""});
-}
-
-bool onednn_found() {
-  static const bool found = find_op("mkldnn::_linear_pointwise") && find_op("mkldnn::_reorder_linear_weight");
-  return found;
-}
-
-std::atomic<bool> onednn_failed{false};  // a oneDNN call threw: at::mm from then on, not a failed layer
-
-bool use_onednn(const at::Tensor& like) {
-  return like.scalar_type() == at::kFloat && onednn_found() && !onednn_failed;
-}
-
-// a (M, K) @ w^T + bias, w (N, K) plain or packed
-at::Tensor onednn_linear(const at::Tensor& a, const at::Tensor& w, const std::optional<at::Tensor>& bias) {
-  static const c10::OperatorHandle op = *find_op("mkldnn::_linear_pointwise");
-  std::vector<c10::IValue> stack{a, w, bias ? c10::IValue(*bias) : c10::IValue(), c10::IValue(std::string("none")),
-                                 c10::IValue(c10::List<std::optional<at::Scalar>>()), c10::IValue()};
-  op.callBoxed(&stack);
-  return stack[0].toTensor();
-}
-
-at::Tensor onednn_pack(const at::Tensor& w, int64_t batch) {
-  static const c10::OperatorHandle op = *find_op("mkldnn::_reorder_linear_weight");
-  std::vector<c10::IValue> stack{w, c10::IValue(batch)};
-  op.callBoxed(&stack);
-  return stack[0].toTensor();
-}
-
-// a (M, K) @ w^T (+ bias), w (N, K): the products over all steps at once
-at::Tensor linear(const at::Tensor& a, const at::Tensor& w, const std::optional<at::Tensor>& bias = std::nullopt) {
-  if (use_onednn(a)) {
-    try {
-      return onednn_linear(a, w, bias);
-    } catch (const std::exception&) {
-      onednn_failed = true;
-    }
-  }
-  return bias ? at::addmm(*bias, a, w.t()) : at::mm(a, w.t());
-}
-
-// out (B, N) = a (B, K) @ m (K, N), all row-major and contiguous; four rows of m at a time, used for every
-// row of out while they are in cache
-template <typename T>
-void loop_matmul(T* __restrict__ out, const T* __restrict__ a, const T* __restrict__ m, int64_t B, int64_t K,
-                 int64_t N) {
-  std::fill(out, out + B * N, T(0));
-  int64_t k = 0;
-  for (; k + 4 <= K; k += 4) {
-    const T* __restrict__ m0 = m + k * N;
-    const T* __restrict__ m1 = m0 + N;
-    const T* __restrict__ m2 = m1 + N;
-    const T* __restrict__ m3 = m2 + N;
-    for (int64_t b = 0; b < B; ++b) {
-      T* __restrict__ o = out + b * N;
-      const T a0 = a[b * K + k], a1 = a[b * K + k + 1], a2 = a[b * K + k + 2], a3 = a[b * K + k + 3];
-      for (int64_t n = 0; n < N; ++n) o[n] += a0 * m0[n] + a1 * m1[n] + a2 * m2[n] + a3 * m3[n];
-    }
-  }
-  for (; k < K; ++k) {
-    const T* __restrict__ mk = m + k * N;
-    for (int64_t b = 0; b < B; ++b) {
-      T* __restrict__ o = out + b * N;
-      const T ak = a[b * K + k];
-      for (int64_t n = 0; n < N; ++n) o[n] += ak * mk[n];
-    }
-  }
-}
-
-// a (B, K) @ w^T at every step, for one w (N, K) over the sequence
-template <typename T>
-class StepProduct {
- public:
-  StepProduct(const at::Tensor& w, int64_t B)
-      : B_(B), K_(w.size(1)), N_(w.size(0)), options_(w.options()), w_(w) {
-    if (!use_loops<T>(B, K_, N_) && use_onednn(w)) {
-      try {
-        packed_ = onednn_pack(w.contiguous(), B);
-        return;
-      } catch (const std::exception&) {
-        onednn_failed = true;
-      }
-    }
-    plain();
-  }
-
-  // the (B, N) product, valid until the next call
-  const T* operator()(const T* a) {
-    auto a_t = [&] { return at::from_blob(const_cast<T*>(a), {B_, K_}, options_); };
-    if (packed_.defined()) {
-      try {
-        result_ = onednn_linear(a_t(), packed_, std::nullopt).contiguous();
-        return result_.data_ptr<T>();
-      } catch (const std::exception&) {
-        onednn_failed = true;
-        plain();
-      }
-    }
-    if (!use_loops<T>(B_, K_, N_)) {
-      at::mm_out(out_, a_t(), rows_);
-    } else {
-      loop_matmul(out_.data_ptr<T>(), a, rows_.data_ptr<T>(), B_, K_, N_);
-    }
-    return out_.data_ptr<T>();
-  }
-
- private:
-  void plain() {
-    packed_.reset();
-    rows_ = w_.t().contiguous();  // (K, N)
-    out_ = at::empty({B_, N_}, options_);
-  }
-
-  int64_t B_, K_, N_;
-  at::TensorOptions options_;
-  at::Tensor w_, packed_, rows_, out_, result_;
-};
-
-// ---------------------------------------------------------------------------------------------------
 
 struct Layout {
   int64_t T, B, I, H, G, S;
@@ -281,18 +73,6 @@ struct Layout {
     return gates;
   }
 };
-
-void check(const at::Tensor& t, const at::Tensor& like, const char* name) {
-  TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == like.scalar_type() && t.is_contiguous(), name,
-              " must be a contiguous CPU tensor of the input's dtype");
-}
-
-const bool* mask_data(const at::Tensor& mask, const Layout& L) {
-  if (mask.numel() == 0) return nullptr;
-  TORCH_CHECK(mask.scalar_type() == at::kBool && mask.is_contiguous() && mask.size(0) == L.T &&
-                  mask.size(1) == L.B, "mask must be a contiguous bool (T, B)");
-  return mask.data_ptr<bool>();
-}
 
 // Each step of each row is one pass over the units, branch-free so that it vectorises. A gate, peephole or
 // gate recurrence that the variant lacks reads a stand-in (ones or zeros, which leave every value
@@ -492,7 +272,7 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& x, const at::Tensor& w_ih
   }
   if (L.peepholes) check(peephole, x, "peephole");
   if (L.recurrence) check(g0, x, "g0"), check(w_gg, x, "w_gg");
-  const bool* m = mask_data(mask, L);
+  const bool* m = mask_data(mask, L.T, L.B);
   const auto options = x.options();
   const int64_t T = L.T, B = L.B, H = L.H;
   auto xp = linear(x.view({T * B, L.I}), w_ih, bias).contiguous();  // the input projection of all steps
@@ -528,7 +308,7 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
   }
   if (L.peepholes) check(peephole, x, "peephole");
   if (L.recurrence) check(dg_final, x, "dg_final"), check(gs, x, "gs"), check(w_gg, x, "w_gg");
-  const bool* m = mask_data(mask, L);
+  const bool* m = mask_data(mask, L.T, L.B);
   const auto options = x.options();
   const int64_t T = L.T, B = L.B, H = L.H, GH = L.G * H, SH = L.S * H;
   auto dgates = at::empty({T, B, GH}, options);
@@ -544,12 +324,8 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
                             L.recurrence ? dg_rec.data_ptr<scalar_t>() : nullptr,
                             L.peepholes ? dpeep.data_ptr<scalar_t>() : nullptr);
   });
-  // the matrices' gradients: one product over all steps each (padded steps contribute zeros); a weight's
-  // as (inputs^T grads)^T, which oneDNN runs faster than grads^T inputs
+  // the matrices' gradients: one product over all steps each (padded steps contribute zeros)
   auto d2 = dgates.view({T * B, GH});
-  auto weight_grad = [&](const at::Tensor& grads, const at::Tensor& inputs) {
-    return linear(inputs.t(), grads.t()).t().contiguous();
-  };
   auto dx = input_grad ? linear(d2, w_ih.t().contiguous()).view({T, B, L.I}) : at::empty({0}, options);
   auto dw_ih = weight_grad(d2, x.view({T * B, L.I}));
   auto dbias = d2.sum(0);

@@ -30,18 +30,6 @@ NAME = "lstm_kernel"
 FORGET = {"gate": 0, "none": 1, "coupled": 2}  # the kernel's codes
 
 
-def serves(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether the kernel runs this sequence (else the step loop does)."""
-    return (
-        x.device.type == "cpu"
-        and weight.device.type == "cpu"
-        and x.dtype in native.DTYPES
-        and x.dtype == weight.dtype
-        and not torch.compiler.is_compiling()  # an opaque call to dynamo: compiled models keep the loop
-        and native.load(NAME)
-    )
-
-
 class FusedLSTM(torch.autograd.Function):
     """(x, w_ih, bias, y0, c0, g0, w_hh, peephole, w_gg, mask, flags) -> (out, y_T, c_T, g_T). Absent
     tensors (no peepholes, no gate recurrence, no mask) are empty; ``flags``: the spec in the kernel's
@@ -75,7 +63,7 @@ class FusedLSTM(torch.autograd.Function):
 def run(cell, x: torch.Tensor, state: tuple, mask: torch.Tensor | None):
     """The layer of LSTM ``cell`` on ``x`` (T, B, I): (outputs, final state) as the step loop gives them,
     or None where the kernel does not serve (the runner then runs the step loop)."""
-    if not serves(x, cell.weight_hh):
+    if not native.serves(NAME, x, cell.weight_hh):
         return None
     spec, H = cell.spec, cell.hidden_size
     empty = x.new_empty(0)

@@ -17,6 +17,9 @@ Weight layout: the input projection produces (z, r, h) pre-activations, (T, B, 3
 ``weight_ih`` holds only the matrices that exist, in that order; ``weight_hh`` holds the recurrent
 matrices in the order (W_hz, W_hr, W_hh), those that exist. ``bias`` is (b_z, b_r, b_h).
 State: (h,). Parameters: MUT1 2HI+2H²+3H, MUT2 2HI+3H²+3H, MUT3 3HI+3H²+3H.
+
+Each layer also runs in the package's fused C++ kernel (``fused_sequence``,
+``rnnbench.cells.gru_kernel``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import torch
 from torch.nn.functional import linear
 
+from rnnbench.cells import gru_kernel
 from rnnbench.cells.base import Cell, fused, require_square
 
 
@@ -35,6 +39,8 @@ class _MutCell(Cell):
     n_input_matrices = 3  # how many of (W_xz, W_xr, W_xh) exist
     n_recurrent_matrices = 3  # how many of (W_hz, W_hr, W_hh) exist
     stackable = True
+    fused_kernel = gru_kernel.NAME
+    fused_layout: gru_kernel.Layout  # where the kernel finds the gates and matrices
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()
@@ -47,15 +53,19 @@ class _MutCell(Cell):
         """The recurrent matrices that exist, transposed for ``h @ w``."""
         return tuple(w.t() for w in self.weight_hh.split(self.hidden_size))
 
+    def fused_sequence(self, x, state, mask):
+        return gru_kernel.run(self, x, state, mask)
+
 
 class Mut1Cell(_MutCell):
     n_input_matrices, n_recurrent_matrices = 2, 2
+    fused_layout = gru_kernel.Layout(xz=0, xr=1, hz=-1, hr=0, tz=-1, hc=1, z_keeps=False)
 
     def __init__(self, input_size, hidden_size):
         require_square("mut1", input_size, hidden_size)
         super().__init__(input_size, hidden_size)
 
-    def project_input(self, x):
+    def project_input(self, x, linear=linear):  # the fused kernel passes its own products
         H = self.hidden_size
         zr = linear(x, self.weight_ih, self.bias[: 2 * H])
         return torch.cat([zr, torch.tanh(x) + self.bias[2 * H :]], -1)
@@ -71,12 +81,13 @@ class Mut1Cell(_MutCell):
 
 class Mut2Cell(_MutCell):
     n_input_matrices = 2
+    fused_layout = gru_kernel.Layout(xz=0, xr=1, hz=0, hr=1, tz=-1, hc=2, z_keeps=False)
 
     def __init__(self, input_size, hidden_size):
         require_square("mut2", input_size, hidden_size)
         super().__init__(input_size, hidden_size)
 
-    def project_input(self, x):
+    def project_input(self, x, linear=linear):  # the fused kernel passes its own products
         H = self.hidden_size
         x_z, x_h = linear(x, self.weight_ih).split(H, -1)
         return torch.cat([x_z, x, x_h], -1) + self.bias
@@ -94,7 +105,9 @@ class Mut2Cell(_MutCell):
 
 
 class Mut3Cell(_MutCell):
-    def project_input(self, x):
+    fused_layout = gru_kernel.Layout(xz=0, xr=1, hz=-1, hr=1, tz=0, hc=2, z_keeps=False)
+
+    def project_input(self, x, linear=linear):  # the fused kernel passes its own products
         return linear(x, self.weight_ih, self.bias)
 
     def step(self, xp, state, weights=None):

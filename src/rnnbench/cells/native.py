@@ -1,4 +1,5 @@
-"""The package's C++ kernels (``<name>.cpp`` next to this file): compiled on first use with the machine's
+"""The package's C++ kernels (``<name>.cpp`` next to this file, sharing the ``kernel_*.h`` headers there):
+compiled on first use with the machine's
 C++ compiler (``$CXX``, else ``c++``), cached on disk by torch (``$TORCH_EXTENSIONS_DIR``, default
 ``~/.cache/torch_extensions``) and loaded once per process. Later processes load the cached build.
 
@@ -39,15 +40,31 @@ def can_build(name: str) -> bool:
 
 
 def build_name(name: str, source: Path) -> str:
-    """Names the build after the source, the flags and the CPU: ``-march=native`` code must not be loaded
-    on another kind of CPU that shares the cache (a cluster's home directory)."""
-    identity = source.read_text() + " ".join(FLAGS) + platform.machine()
+    """Names the build after the source and the headers it may include, the flags and the CPU:
+    ``-march=native`` code must not be loaded on another kind of CPU that shares the cache (a cluster's
+    home directory)."""
+    headers = sorted(source.parent.glob("kernel_*.h"))
+    identity = "".join(p.read_text() for p in [source, *headers]) + " ".join(FLAGS) + platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
             identity += next((line for line in f if line.startswith(("flags", "Features"))), "")
     except OSError:
         identity += platform.processor()
     return f"rnnbench_{name}_{hashlib.sha1(identity.encode()).hexdigest()[:12]}"
+
+
+def serves(name: str, x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether kernel ``name`` runs this sequence (else the step loop does): CPU tensors of one of its
+    dtypes, outside torch.compile (to dynamo the kernel is an opaque call: compiled models keep the
+    loop), and the kernel loaded."""
+    return (
+        x.device.type == "cpu"
+        and weight.device.type == "cpu"
+        and x.dtype in DTYPES
+        and x.dtype == weight.dtype
+        and not torch.compiler.is_compiling()
+        and load(name)
+    )
 
 
 def load(name: str) -> bool:
