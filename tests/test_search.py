@@ -165,6 +165,11 @@ def test_a_tiny_paired_search_stores_its_trials(tmp_path):
     assert len(load(tmp_path, "t-arithmetic-lstm").trials) == 3
     assert search(tmp_path, LR, "cell=lstm", "search.n_trials=4", "search.paired=false") == 0
     assert sorted(t.user_attrs["draw"] for t in load(tmp_path, "t-arithmetic-lstm").trials) == [0, 1, 2, 3]
+    # lowering n_trials leaves the draws beyond it queued, not trained
+    assert search(tmp_path, LR, "cell=gru", "search.n_trials=5", command="prepare") == 0
+    assert search(tmp_path, LR, "cell=gru", "search.n_trials=3") == 0
+    found = counts(load(tmp_path, "t-arithmetic-gru"))
+    assert found["complete"] == 3 and found["waiting"] == 2
 
 
 def test_diverging_and_rejected_configurations_fail_and_the_study_completes(tmp_path):

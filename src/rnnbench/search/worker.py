@@ -33,8 +33,11 @@ def take_queued(studies: list[optuna.Study], storage, count: int) -> tuple[int, 
     queued = []
     for index, study in enumerate(studies):
         fail_stale_trials(study)
+        wanted = study.user_attrs.get("n_trials")  # draws queued for a larger n_trials stay queued
         for t in study.get_trials(deepcopy=False, states=(WAITING,)):
-            queued.append((t.user_attrs.get("draw", 0), index, t.number))
+            draw = t.user_attrs.get("draw", 0)
+            if wanted is None or draw < wanted:
+                queued.append((draw, index, t.number))
     chosen, trials, ids = None, [], []
     for _, index, number in sorted(queued):
         if chosen is not None and index != chosen:
