@@ -253,12 +253,8 @@ def study_trial_row(study, trial, source: str) -> dict:
         "metric_label": metric.label,
         "higher_is_better": metric.higher_is_better,
         "test": read_value(user.get("test") or {}, "test", metric) if state == "complete" else math.nan,
-        "num_params": number(user.get("num_params")),
-        "hidden_size": number(user.get("hidden_size")),
-        "num_layers": number(user.get("num_layers")),
+        **sizes(user),
         "wall_s": number(wall),
-        "steps": number(user.get("steps")),
-        "device": user.get("device"),
         "run_dir": user.get("run_dir"),
         "params": dict(trial.params),
     }
@@ -329,12 +325,8 @@ def run_row(run_dir: Path, source: str) -> dict:
         "metric_label": metric.label,
         "higher_is_better": metric.higher_is_better,
         "test": read_value(summary.get("test") or {}, "test", metric) if state == "complete" else math.nan,
-        "num_params": number(summary.get("num_params")),
-        "hidden_size": number(summary.get("hidden_size")),
-        "num_layers": number(summary.get("num_layers")),
+        **sizes(summary),
         "wall_s": number(summary.get("wall_s")),
-        "steps": number(summary.get("steps")),
-        "device": summary.get("device"),
         "run_dir": str(run_dir),
         "params": params,
     }
@@ -365,6 +357,13 @@ def dig(config: dict, dotted: str):
             return None
         value = value.get(part)
     return value
+
+
+def sizes(facts: dict) -> dict:
+    """The model's size and the run's length and device, from a summary or a trial's attributes (the
+    search stores them under the same names)."""
+    named = {key: number(facts.get(key)) for key in ("num_params", "hidden_size", "num_layers", "steps")}
+    return {**named, "device": facts.get("device")}
 
 
 def number(value) -> float:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -106,7 +105,3 @@ def threads_per_worker(cfg: DictConfig, workers: int) -> int:
     if cfg.search.threads is not None:
         return cfg.search.threads
     return max(1, cpu_cores() // workers)
-
-
-def results_path(cfg: DictConfig) -> Path:
-    return Path(cfg.results_dir).absolute()

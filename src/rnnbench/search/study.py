@@ -120,15 +120,16 @@ def cell_seed(cfg: DictConfig, index: int) -> int:
 def prepare(cfg: DictConfig, cells: list[str], storage) -> list[optuna.Study]:
     """Creates (or reopens) each cell's study and queues the draws it does not hold yet."""
     distributions = parse_space(cfg.search.space)
-    studies = []
+    drawn: dict[int, list[dict]] = {}  # by sampler seed: paired cells share one list of draws
+    task, studies = TASKS[cfg.task.name], []
     for index, cell in enumerate(cells):
+        seed = cell_seed(cfg, index)
         study = optuna.create_study(storage=storage, study_name=study_name(cfg, cell),
                                     direction=direction(cfg.task.name), load_if_exists=True)  # fmt: skip
-        task = TASKS[cfg.task.name]
         attrs = {"task": cfg.task.name, "cell": cell, "search": cfg.search.name,
                  "headline": f"valid/{task.headline}", "higher_is_better": task.higher_is_better,
                  "n_trials": cfg.search.n_trials, "paired": cfg.search.paired,
-                 "seed": cell_seed(cfg, index)}  # fmt: skip
+                 "seed": seed}  # fmt: skip
         for key, value in attrs.items():
             study.set_user_attr(key, value)
         with experimental_api():
@@ -136,7 +137,9 @@ def prepare(cfg: DictConfig, cells: list[str], storage) -> list[optuna.Study]:
         with claim_lock(storage):
             fail_stale_trials(study)  # killed workers' trials: failed and queued again
         held = draws_held(study)
-        for draw, params in enumerate(draws(distributions, cfg.search.n_trials, cell_seed(cfg, index))):
+        if seed not in drawn:
+            drawn[seed] = draws(distributions, cfg.search.n_trials, seed)
+        for draw, params in enumerate(drawn[seed]):
             if draw not in held:
                 study.enqueue_trial(params, user_attrs={"draw": draw})
         studies.append(study)
