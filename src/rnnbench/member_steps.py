@@ -16,8 +16,11 @@ step for all members:
   backward pass of each step only passes the gradient on to ``h``, and the matrix gets its gradient
   from one batched matmul over all steps once the backward pass has left the loop.
 
-A cell with a torch kernel runs it once per member instead (``each_member``): at minibatch 20 the
-kernel's matrix products are faster than batched ones (scripts/bench_population.py, arithmetic).
+A cell with a kernel (torch's or the package's fused one) runs it once per member instead
+(``each_member``), in the member's own layer at its own hidden size and on its own steps, so that
+padding costs the kernel nothing: at minibatch 20 the kernel's matrix products are faster than batched
+ones (scripts/bench_population.py, arithmetic), and a fused kernel's whole loop beats the batched step
+loop at any size on a CPU.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call
+
+from rnnbench.padding import pad, unpad
 
 
 def member_steps(step, xp, state, mask, weights):
@@ -74,23 +79,45 @@ class EachMember(torch.autograd.Function):
 
     @staticmethod
     def vmap(info, in_dims, layer, names, n_state, x, mask, *tensors):
+        """Member k runs in its own layer (``layer.members[k]``, set by the population; else the template
+        at the padded size) on its own weights, state and input cut back to its hidden size, and on its
+        own steps only: the kernel does a member's own work, with the shapes of its single run."""
         K = info.batch_size
         x, mask, *tensors = (leading(t, d, K) for t, d in zip((x, mask, *tensors), in_dims[3:]))
-        # unbind, not [k]: one backward node per tensor instead of one full-size gradient per member
-        members = zip(x.unbind(0), [None] * K if mask is None else mask.unbind(0),
-                      zip(*(s.unbind(0) for s in tensors[:n_state])) if n_state else [()] * K,
-                      zip(*(p.unbind(0) for p in tensors[n_state:])))  # fmt: skip
+        T = x.shape[1]
+        lengths, masked = member_lengths(mask, K, T)
+        states = zip(*(s.unbind(0) for s in tensors[:n_state])) if n_state else [()] * K
+        params = zip(*(p.unbind(0) for p in tensors[n_state:]))  # unbind, not [k]: one backward node
         outputs, finals = [], []
-        layer.stacked = False  # the layer's own forward, for one member at a time
+        layer.stacked = False  # without members: the template's own forward, for one member at a time
         try:
-            for x_k, mask_k, state_k, params_k in members:
-                out, final = functional_call(layer, dict(zip(names, params_k)), (x_k, state_k, mask_k))
-                outputs.append(out)
+            for k, (own, state_k, params_k) in enumerate(zip(layer.members or [layer] * K, states, params)):
+                mask_k = mask[k, : lengths[k]] if masked[k] else None
+                out, final = own_sequence(layer, own, dict(zip(names, params_k)), x[k, : lengths[k]], state_k,
+                                          mask_k)  # fmt: skip
+                outputs.append(out if out.shape[0] == T else F.pad(out, [0, 0, 0, 0, 0, T - out.shape[0]]))
                 finals.append(final)
         finally:
             layer.stacked = True
         final = tuple(torch.stack(s) for s in zip(*finals))
         return (torch.stack(outputs), *final), (0,) * (1 + len(final))
+
+
+def own_sequence(layer, own, params: dict, x: torch.Tensor, state: tuple, mask: torch.Tensor | None):
+    """One member's sequence in its own layer ``own``: its weights, state and input (its real steps
+    only) cut back from the template ``layer``'s padded size to its own; outputs and final state padded
+    again."""
+    full, H, (L, B) = layer.cell.hidden_size, own.cell.hidden_size, x.shape[:2]
+    own_params = dict(own.named_parameters())
+    params = {n: unpad(p, own_params[n].shape, H, full) for n, p in params.items()}
+    state = tuple(unpad(s, (B, *shape), H, full) for s, shape in zip(state, own.cell.state_shapes))
+    if L == 0:  # no real step: outputs 0, the state as it was
+        out = x.new_zeros(0, B, layer.cell.output_size)
+    else:
+        x = unpad(x, (L, B, own.cell.input_size), H, full)
+        out, state = functional_call(own, params, (x, state, mask))
+        out = pad(out, (L, B, layer.cell.output_size), H, full)
+    return out, tuple(pad(s, (B, *shape), H, full) for s, shape in zip(state, layer.cell.state_shapes))
 
 
 def leading(t: torch.Tensor | None, dim: int | None, K: int) -> torch.Tensor | None:
@@ -107,6 +134,7 @@ def run_members(step, xp, state, mask, weights):
 
     K, T, B = xp.shape[:3]
     lengths, masked = member_lengths(mask, K, T)
+    masked = any(masked)
     order = sorted(range(K), key=lambda k: -lengths[k])  # longest first: the running members lead
     index = torch.tensor(order, device=xp.device) if order != list(range(K)) else None
     lengths = [lengths[k] for k in order]
@@ -151,19 +179,19 @@ def inverse_or_none(index: torch.Tensor | None) -> torch.Tensor | None:
     return None if index is None else inverse(index)
 
 
-def member_lengths(mask: torch.Tensor | None, K: int, T: int) -> tuple[list[int], bool]:
-    """Each member's length (its last real step + 1, over its columns) and whether some column has a
-    padded step within its member's length (then the loop masks per column too). One host sync."""
+def member_lengths(mask: torch.Tensor | None, K: int, T: int) -> tuple[list[int], list[bool]]:
+    """Each member's length (its last real step + 1, over its columns) and whether some column of it has
+    a padded step within that length (then it needs its mask). One host sync."""
     if mask is None:
-        return [T] * K, False
+        return [T] * K, [False] * K
     steps = torch.arange(1, T + 1, device=mask.device)
     lengths = (mask.any(-1) * steps).amax(1)  # (K,)
     within = steps.view(1, T, 1) <= lengths.view(K, 1, 1)
-    masked = (mask != within).any()
-    *lengths, masked = torch.cat([lengths, masked.view(1)]).tolist()
+    masked = (mask != within).flatten(1).any(1)
+    lengths, masked = torch.stack([lengths, masked.long()]).tolist()
     if max(lengths) == 0:  # no real step at all: run every step, masked
-        return [T] * K, True
-    return lengths, bool(masked)
+        return [T] * K, [True] * K
+    return lengths, [bool(m) for m in masked]
 
 
 def padded(x: torch.Tensor, K: int) -> torch.Tensor:

@@ -222,9 +222,10 @@ class Group:
         self.hidden = max(self.sizes)
         self.template = copy.deepcopy(members[self.sizes.index(self.hidden)].model)
         self.template.input_noise_std = max(m.model.input_noise_std for m in members)
-        for module in self.template.modules():  # a kernel runs per member, a step loop once for all
-            if isinstance(module, Recurrent):  # members (rnnbench.member_steps)
+        for name, module in self.template.named_modules():  # a kernel runs per member in its own layer,
+            if isinstance(module, Recurrent):  # a step loop once for all members (rnnbench.member_steps)
                 module.stacked = True
+                module.members = [m.model.get_submodule(name) for m in members]
         self.carried = None
 
     def stack(self, saved_optimizer: list[dict] | None):

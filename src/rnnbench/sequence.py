@@ -80,6 +80,7 @@ class Recurrent(nn.Module):
             )
         self.cell, self.impl = cell, impl
         self.stacked = False  # True in a population's template (see the module docstring)
+        self.members: list[Recurrent] | None = None  # in a template: the members' own layers, per member
         self.initial_state = InitialState(cell.state_shapes, initial_state, initial_state_std)
         self._compiled_step = None  # built at the first compiled forward; torch.compile caches per shape
 
