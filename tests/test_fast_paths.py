@@ -12,6 +12,7 @@ import torch
 from hydra import compose, initialize_config_module
 
 from rnnbench.cells import CELLS, GATED_FEEDBACK, build_cell
+from rnnbench.cells.base import Cell
 from rnnbench.errors import ConfigError
 from rnnbench.model import build_model
 from rnnbench.sequence import Recurrent
@@ -88,12 +89,29 @@ def test_masks_that_are_not_lengths_fall_back_to_the_step_loop(lengths):
     assert_same(run(cell, "library", mask), run(cell, "python", mask))
 
 
-def test_auto_picks_the_step_loop_for_the_other_cells():
-    """Cells without a torch kernel or a fused one (tests/test_fused.py, tests/test_fused_gru_mut.py)."""
-    others = {name for name in set(CELLS) - set(LIBRARY_CELLS) if not random_cell(name).fused_kernel}
-    assert others >= {"gf_gru", "gf_lstm", "gf_tanh"}
-    assert {Recurrent(random_cell(name)).path for name in others} == {"python"}
-    assert not any(random_cell(name).library_kernel for name in others)
+class PlainCell(Cell):
+    """A cell as users write one: a step and nothing else."""
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__()
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.weight = torch.nn.Parameter(torch.randn(hidden_size, input_size + hidden_size) / hidden_size)
+
+    def step(self, xp, state):
+        h = torch.tanh(torch.cat([xp, state[0]], -1) @ self.weight.t())
+        return h, (h,)
+
+
+def test_auto_picks_the_step_loop_for_a_cell_without_a_kernel():
+    """Every built-in cell has torch's kernel or a fused one (tests/test_fused*.py); a cell without
+    either runs the step loop, and ``library`` or ``fused`` for it is a one-line error."""
+    assert all(random_cell(name).library_kernel or random_cell(name).fused_kernel for name in CELLS)
+    cell = PlainCell(H, H).double()
+    assert Recurrent(cell).path == "python"
+    assert_same(run(cell, "auto", prefix_mask()), run(cell, "python", prefix_mask()))
+    for impl in ("library", "fused"):
+        with pytest.raises(ConfigError, match=f"cell.impl={impl} is not available"):
+            Recurrent(cell, impl=impl)
 
 
 @pytest.mark.slow  # compiling costs a few seconds per cell on a CPU

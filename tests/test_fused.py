@@ -130,12 +130,11 @@ def test_fused_runs_without_the_step(monkeypatch):
     assert_same(run(cell, "fused", masks(5)["prefix mask"], 5), expected)
 
 
-def test_auto_picks_fused_for_the_lstm_family_the_gru_and_the_mut_cells_on_the_cpu():
+def test_auto_picks_fused_for_every_cell_but_torch_kernels_on_the_cpu():
     paths = {name: Recurrent(build_cell(name, H, H)).path for name in CELLS}
-    fused = set(VARIANTS) - set(LIBRARY) | {"gru", "mut1", "mut2", "mut3"}
+    fused = set(VARIANTS) - set(LIBRARY) | {"gru", "mut1", "mut2", "mut3", "gf_tanh", "gf_gru", "gf_lstm"}
     assert {name for name, path in paths.items() if path == "fused"} == fused
-    assert {paths[name] for name in LIBRARY} == {"library"}
-    assert paths["gf_gru"] == "python"
+    assert {paths[name] for name in (*LIBRARY, "tanh")} == {"library"}
 
 
 def test_where_the_kernel_does_not_serve_the_step_loop_runs():

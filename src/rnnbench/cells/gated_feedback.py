@@ -27,6 +27,9 @@ the top layer h^L_t. Options:
   layer 1 and the output of layer L), the same connections a plain ``Stack`` drops; recurrent and
   feedback paths are never dropped. The global gates read the dropped h^{j-1}_t too.
 
+The whole stack also runs in the package's fused C++ kernel (``fused_sequence``,
+``rnnbench.cells.gf_kernel``) when no dropout is drawn.
+
 Biases: one per unit-wise gate and candidate of each layer (the paper omits biases; every other cell
 here has them, and ``cell.forget_bias`` needs one); the global gates have none, as printed.
 
@@ -54,6 +57,7 @@ import torch
 from torch import nn
 from torch.nn.functional import linear, pad
 
+from rnnbench.cells import gf_kernel
 from rnnbench.cells.base import Cell, State, fused
 from rnnbench.errors import ConfigError, check_choice
 
@@ -62,6 +66,8 @@ UNIT_GATES_READ = ("own", "all")
 
 
 class GatedFeedbackCell(Cell):
+    fused_kernel = gf_kernel.NAME
+
     def __init__(
         self,
         kind: str,
@@ -110,8 +116,11 @@ class GatedFeedbackCell(Cell):
         """``bias`` with zeros for the global-gate rows, which have no bias: (L, G*H + n)."""
         return pad(self.bias, (0, self.n_global))
 
-    def project_input(self, x):
+    def project_input(self, x, linear=linear):  # the fused kernel passes its own products
         return linear(x, self.weight_ih, self.padded_bias()[0])  # (T, B, G*H + n)
+
+    def fused_sequence(self, x, state, mask):
+        return gf_kernel.run(self, x, state, mask)
 
     def step_weights(self):
         """Per layer above the first: its bottom-up matrix and padded bias (indexing them inside the step

@@ -278,19 +278,6 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
   return {dxp, dh_rec, dw_hh};
 }
 
-// The input projection x (M, I) w^T (+ bias) in front of the loop, in the kernels' products (oneDNN for
-// float32, which ran them twice as fast as torch's linear here), and its backward: the gradients of x
-// (empty unless input_grad) and w.
-at::Tensor projection(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& bias) {
-  return linear(x, w, bias);
-}
-
-std::vector<at::Tensor> projection_backward(const at::Tensor& dout, const at::Tensor& x, const at::Tensor& w,
-                                            bool input_grad) {
-  auto dx = input_grad ? linear(dout, w.t().contiguous()) : at::empty({0}, x.options());
-  return {dx, weight_grad(dout, x)};
-}
-
 }  // namespace
 
 TORCH_LIBRARY(rnnbench_gru, m) {

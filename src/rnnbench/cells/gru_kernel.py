@@ -8,8 +8,8 @@ Each of these cells is, per step, with ``a`` the cell's input projection of the 
     h' = z ⊙ h + (1 − z) ⊙ c  (GRU)   or   h' = z ⊙ c + (1 − z) ⊙ h  (MUT1..3)
 
 The input projection of all steps is the cell's own ``project_input``, in front of the kernel, with its
-matrix products (``projection``, forward and backward) those of the kernel: oneDNN's for float32, twice
-as fast as torch's ``linear`` at the study shapes on this machine. Per step the kernel makes one product
+matrix products (``projection``, forward and backward) those of the kernel
+(``rnnbench.cells.kernel_projection``). Per step the kernel makes one product
 on h (W_r, with W_z where it reads h), one on r ⊙ h (W_c), and for MUT3 one on tanh(h). The backward is
 hand-written backpropagation through time: per step, from dh, the gradient reaching h' (∂L/∂out_t + from
 t+1), with k the share of the old state (z for the GRU, 1 − z for the MUT cells),
@@ -33,7 +33,7 @@ from typing import NamedTuple
 import torch
 from torch.autograd.function import once_differentiable
 
-from rnnbench.cells import native
+from rnnbench.cells import kernel_projection, native
 
 NAME = "gru_kernel"
 
@@ -51,29 +51,7 @@ class Layout(NamedTuple):
     z_keeps: bool  # True: h' = z h + (1 - z) c (the GRU); False: h' = z c + (1 - z) h (MUT1..3)
 
 
-class Projection(torch.autograd.Function):
-    """``torch.nn.functional.linear`` in the kernel's products: (x, weight, bias or None) -> x w^T + b."""
-
-    @staticmethod
-    def forward(ctx, x, weight, bias):
-        x2 = x.reshape(-1, x.shape[-1]).contiguous()
-        weight = weight.contiguous()
-        ctx.save_for_backward(x2, weight)
-        ctx.shape, ctx.has_bias = x.shape, bias is not None
-        return torch.ops.rnnbench_gru.projection(x2, weight, bias).view(*x.shape[:-1], -1)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, dout):
-        x2, weight = ctx.saved_tensors
-        d2 = dout.reshape(-1, dout.shape[-1]).contiguous()
-        dx, dweight = torch.ops.rnnbench_gru.projection_backward(d2, x2, weight, ctx.needs_input_grad[0])
-        dx = dx.view(ctx.shape) if ctx.needs_input_grad[0] else None
-        return dx, dweight, d2.sum(0) if ctx.has_bias else None
-
-
-def projection(x, weight, bias=None):
-    return Projection.apply(x, weight, bias)
+projection = kernel_projection.projection("rnnbench_gru")
 
 
 class FusedGRU(torch.autograd.Function):

@@ -160,4 +160,17 @@ inline at::Tensor weight_grad(const at::Tensor& grads, const at::Tensor& inputs)
   return linear(inputs.t(), grads.t()).t().contiguous();
 }
 
+// The input projection x (M, I) w^T (+ bias) in front of a kernel's loop, in these products (oneDNN for
+// float32, which ran them twice as fast as torch's linear here), and its backward: the gradients of x
+// (empty unless input_grad) and w. Each kernel library registers both as its own operators.
+inline at::Tensor projection(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& bias) {
+  return linear(x, w, bias);
+}
+
+inline std::vector<at::Tensor> projection_backward(const at::Tensor& dout, const at::Tensor& x, const at::Tensor& w,
+                                                   bool input_grad) {
+  auto dx = input_grad ? linear(dout, w.t().contiguous()) : at::empty({0}, x.options());
+  return {dx, weight_grad(dout, x)};
+}
+
 }  // namespace rnnbench
