@@ -79,15 +79,21 @@ class EachMember(torch.autograd.Function):
 
     @staticmethod
     def vmap(info, in_dims, layer, names, n_state, x, mask, *tensors):
-        """Member k runs in its own layer (``layer.members[k]``, set by the population; else the template
-        at the padded size) on its own weights, state and input cut back to its hidden size, and on its
-        own steps only: the kernel does a member's own work, with the shapes of its single run."""
+        """All members in one call of the cell's fused kernel where it has one for members
+        (``all_at_once``); else member k runs in its own layer (``layer.members[k]``, set by the
+        population; else the template at the padded size) on its own weights, state and input cut back
+        to its hidden size. Either way on each member's own steps only: the kernel does a member's own
+        work, with the shapes of its single run."""
         K = info.batch_size
         x, mask, *tensors = (leading(t, d, K) for t, d in zip((x, mask, *tensors), in_dims[3:]))
         T = x.shape[1]
         lengths, masked = member_lengths(mask, K, T)
-        states = zip(*(s.unbind(0) for s in tensors[:n_state])) if n_state else [()] * K
-        params = zip(*(p.unbind(0) for p in tensors[n_state:]))  # unbind, not [k]: one backward node
+        state, params = tuple(tensors[:n_state]), tensors[n_state:]
+        result = all_at_once(layer, names, x, state, mask, params, lengths, masked)
+        if result is not None:
+            return (result[0], *result[1]), (0,) * (1 + len(result[1]))
+        states = zip(*(s.unbind(0) for s in state)) if n_state else [()] * K
+        params = zip(*(p.unbind(0) for p in params))  # unbind, not [k]: one backward node
         outputs, finals = [], []
         layer.stacked = False  # without members: the template's own forward, for one member at a time
         try:
@@ -101,6 +107,19 @@ class EachMember(torch.autograd.Function):
             layer.stacked = True
         final = tuple(torch.stack(s) for s in zip(*finals))
         return (torch.stack(outputs), *final), (0,) * (1 + len(final))
+
+
+def all_at_once(layer, names, x, state, mask, params, lengths, masked):
+    """Every member in one call of the cell's fused kernel (``Cell.fused_members``), where it has one
+    that serves, also for a cell with torch's kernel (one call instead of K saves more than torch's
+    kernel gains on a member); None where not."""
+    if layer.members is None or min(lengths) == 0 or layer.impl not in ("auto", "fused"):
+        return None
+    if not layer.fused_serves():
+        return None
+    sizes = [own.cell.hidden_size for own in layer.members]
+    params = {n.removeprefix("cell."): p for n, p in zip(names, params) if n.startswith("cell.")}
+    return layer.cell.fused_members(params, x, state, mask, (sizes, lengths, masked))
 
 
 def own_sequence(layer, own, params: dict, x: torch.Tensor, state: tuple, mask: torch.Tensor | None):

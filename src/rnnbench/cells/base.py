@@ -67,6 +67,13 @@ class Cell(nn.Module):
         step loop (the kernel cannot be built, or does not serve this device or dtype)."""
         return None
 
+    def fused_members(self, params: dict, x: torch.Tensor, state: State, mask: torch.Tensor | None, members):
+        """A population's members in one call of the fused kernel (``rnnbench.member_steps``): tensors
+        with a leading member dimension, padded to this (the template's) size; ``params`` by name;
+        ``members`` = (hidden sizes, lengths, masked), one entry per member. (outputs, final state), or
+        None: each member runs ``fused_sequence`` in its own layer instead."""
+        return None
+
     def zero_state(self, batch: int, like: torch.Tensor) -> State:
         return tuple(like.new_zeros((batch, *shape)) for shape in self.state_shapes)
 

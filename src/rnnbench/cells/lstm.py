@@ -129,6 +129,9 @@ class LSTMCell(Cell):
     def fused_sequence(self, x, state, mask):
         return lstm_kernel.run(self, x, state, mask)
 
+    def fused_members(self, params, x, state, mask, members):
+        return lstm_kernel.run_members(self, params, x, state, mask, members)
+
     def step(self, xp, state: State, weights=None):
         y, c, H = state[0], state[1], self.hidden_size
         w_hh, *rest = self.step_weights() if weights is None else weights

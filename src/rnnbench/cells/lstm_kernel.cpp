@@ -18,6 +18,7 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/sum.h>
 #include <ATen/ops/zeros.h>
+#include <ATen/ops/zeros_like.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -335,9 +336,142 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
   return {dx, dw_ih, dbias, dy_rec, dc_rec, dg_rec, dw_hh, dpeep, dw_gg};
 }
 
+// ---- a population's members (rnnbench/member_steps.py) in one call ----------------------------------------
+// Every tensor has a leading member dimension K and is padded to the largest member's hidden size Hm (zero
+// units appended to every gate block, rnnbench/padding.py) and to the longest member's T steps. Member k
+// runs the layer above on its own slices: its sizes[k] units of every block, its lengths[k] steps, its
+// mask only where masked[k] (a column padded within its length). Its input keeps the padded width: the
+// padded input features and the weights reading them are 0. Outputs, final states and gradients come back
+// padded, with zeros in the padding; the per-member tensors the backward reads ride along in `saved`.
+
+using Blocks = std::vector<std::pair<int64_t, int64_t>>;  // (dimension, blocks of Hm units), in order
+
+// Member k's units of t, a view: each listed dimension split into (blocks, Hm) and cut to (blocks, H)
+at::Tensor units_view(const at::Tensor& t, const Blocks& dims, int64_t Hm, int64_t H) {
+  std::vector<int64_t> shape, cut;
+  size_t next = 0;
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    if (next < dims.size() && dims[next].first == d) {
+      shape.push_back(dims[next++].second);
+      cut.push_back(int64_t(shape.size()));
+      shape.push_back(Hm);
+    } else {
+      shape.push_back(t.size(d));
+    }
+  }
+  auto v = t.view(shape);
+  for (int64_t d : cut) v = v.narrow(d, 0, H);
+  return v;
+}
+
+// the member's own tensor (contiguous, blocks of H)
+at::Tensor take(const at::Tensor& t, const Blocks& dims, int64_t Hm, int64_t H) {
+  auto shape = t.sizes().vec();
+  for (auto [d, blocks] : dims) shape[d] = blocks * H;
+  return units_view(t, dims, Hm, H).contiguous().view(shape);
+}
+
+// the member's own tensor written back into its units of the padded dst
+void put(const at::Tensor& dst, const at::Tensor& own, const Blocks& dims, int64_t Hm, int64_t H) {
+  auto v = units_view(dst, dims, Hm, H);
+  v.copy_(own.view(v.sizes()));
+}
+
+struct Members {
+  int64_t K, Hm;
+  std::vector<int64_t> sizes, lengths, masked;
+};
+
+Members members_of(const at::Tensor& w_hh, at::IntArrayRef sizes, at::IntArrayRef lengths, at::IntArrayRef masked) {
+  Members m{w_hh.size(0), w_hh.size(2), sizes.vec(), lengths.vec(), masked.vec()};
+  TORCH_CHECK(int64_t(m.sizes.size()) == m.K && int64_t(m.lengths.size()) == m.K && int64_t(m.masked.size()) == m.K,
+              "sizes, lengths and masked need one entry per member");
+  return m;
+}
+
+int64_t gate_count(bool input_gate, int64_t forget, bool output_gate) {
+  return 1 + input_gate + (forget == kGate) + output_gate;
+}
+
+// Returns out (K, T, B, Hm), the final y, c (K, B, Hm) and g (K, B, S*Hm), then 5 saved tensors per member.
+std::vector<at::Tensor> lstm_forward_members(const at::Tensor& x, const at::Tensor& w_ih, const at::Tensor& bias,
+                                             const at::Tensor& y0, const at::Tensor& c0, const at::Tensor& g0,
+                                             const at::Tensor& w_hh, const at::Tensor& peephole,
+                                             const at::Tensor& w_gg, const at::Tensor& mask, at::IntArrayRef sizes,
+                                             at::IntArrayRef lengths, at::IntArrayRef masked, bool input_gate,
+                                             int64_t forget, bool output_gate, bool block_tanh, bool output_tanh) {
+  const int64_t G = gate_count(input_gate, forget, output_gate), S = G - 1;
+  const Members m = members_of(w_hh, sizes, lengths, masked);
+  const bool peepholes = peephole.numel() > 0, recurrence = w_gg.numel() > 0;
+  auto out = at::zeros({m.K, x.size(1), x.size(2), m.Hm}, x.options());
+  auto y = at::zeros_like(y0), c = at::zeros_like(c0), g = at::zeros_like(g0);
+  std::vector<at::Tensor> result{out, y, c, g};
+  const auto empty = x.new_empty({0});
+  for (int64_t k = 0; k < m.K; ++k) {
+    const int64_t H = m.sizes[k], L = m.lengths[k], Hm = m.Hm;
+    auto saved = lstm_forward(
+        x[k].narrow(0, 0, L).contiguous(), take(w_ih[k], {{0, G}}, Hm, H), take(bias[k], {{0, G}}, Hm, H),
+        take(y0[k], {{1, 1}}, Hm, H), take(c0[k], {{1, 1}}, Hm, H), recurrence ? take(g0[k], {{1, S}}, Hm, H) : empty,
+        take(w_hh[k], {{0, G}, {1, 1}}, Hm, H), peepholes ? take(peephole[k], {{1, 1}}, Hm, H) : empty,
+        recurrence ? take(w_gg[k], {{0, S}, {1, S}}, Hm, H) : empty,
+        m.masked[k] ? mask[k].narrow(0, 0, L).contiguous() : empty.to(at::kBool), input_gate, forget, output_gate,
+        block_tanh, output_tanh);
+    put(out[k].narrow(0, 0, L), saved[0], {{2, 1}}, Hm, H);
+    put(y[k], saved[1][L], {{1, 1}}, Hm, H);
+    put(c[k], saved[2][L], {{1, 1}}, Hm, H);
+    if (recurrence) put(g[k], saved[3][L], {{1, S}}, Hm, H);
+    result.insert(result.end(), saved.begin() + 1, saved.end());  // ys, cs, gs, acts, hc
+  }
+  return result;
+}
+
+// Returns the gradients of x (empty unless input_grad), w_ih, bias, y0, c0, g0, w_hh, peephole, w_gg, each
+// (K, ...) and padded. dout, dy, dc, dg: contiguous.
+std::vector<at::Tensor> lstm_backward_members(const at::Tensor& dout, const at::Tensor& dy, const at::Tensor& dc,
+                                              const at::Tensor& dg, const at::Tensor& x, const at::Tensor& w_ih,
+                                              const at::Tensor& w_hh, const at::Tensor& peephole,
+                                              const at::Tensor& w_gg, const at::Tensor& mask, at::TensorList saved,
+                                              at::IntArrayRef sizes, at::IntArrayRef lengths, at::IntArrayRef masked,
+                                              bool input_grad, bool input_gate, int64_t forget, bool output_gate,
+                                              bool block_tanh, bool output_tanh) {
+  const int64_t G = gate_count(input_gate, forget, output_gate), S = G - 1;
+  const Members m = members_of(w_hh, sizes, lengths, masked);
+  const bool peepholes = peephole.numel() > 0, recurrence = w_gg.numel() > 0;
+  TORCH_CHECK(int64_t(saved.size()) == 5 * m.K, "saved must hold 5 tensors per member");
+  auto dx = input_grad ? at::zeros_like(x) : x.new_empty({0});
+  auto dw_ih = at::zeros_like(w_ih), dbias = at::zeros({m.K, G * m.Hm}, x.options());
+  auto dy0 = at::zeros_like(dy), dc0 = at::zeros_like(dc), dg0 = at::zeros_like(dg);
+  auto dw_hh = at::zeros_like(w_hh), dpeep = at::zeros_like(peephole), dw_gg = at::zeros_like(w_gg);
+  const auto empty = x.new_empty({0});
+  for (int64_t k = 0; k < m.K; ++k) {
+    const int64_t H = m.sizes[k], L = m.lengths[k], Hm = m.Hm;
+    const at::Tensor* s = saved.data() + 5 * k;  // ys, cs, gs, acts, hc
+    auto grads = lstm_backward(
+        take(dout[k].narrow(0, 0, L), {{2, 1}}, Hm, H), take(dy[k], {{1, 1}}, Hm, H), take(dc[k], {{1, 1}}, Hm, H),
+        recurrence ? take(dg[k], {{1, S}}, Hm, H) : empty, x[k].narrow(0, 0, L).contiguous(),
+        take(w_ih[k], {{0, G}}, Hm, H), s[0], s[1], s[2], s[3], s[4], take(w_hh[k], {{0, G}, {1, 1}}, Hm, H),
+        peepholes ? take(peephole[k], {{1, 1}}, Hm, H) : empty,
+        recurrence ? take(w_gg[k], {{0, S}, {1, S}}, Hm, H) : empty,
+        m.masked[k] ? mask[k].narrow(0, 0, L).contiguous() : empty.to(at::kBool), input_grad, input_gate, forget,
+        output_gate, block_tanh, output_tanh);
+    if (input_grad) dx[k].narrow(0, 0, L).copy_(grads[0]);
+    put(dw_ih[k], grads[1], {{0, G}}, Hm, H);
+    put(dbias[k], grads[2], {{0, G}}, Hm, H);
+    put(dy0[k], grads[3], {{1, 1}}, Hm, H);
+    put(dc0[k], grads[4], {{1, 1}}, Hm, H);
+    if (recurrence) put(dg0[k], grads[5], {{1, S}}, Hm, H);
+    put(dw_hh[k], grads[6], {{0, G}, {1, 1}}, Hm, H);
+    if (peepholes) put(dpeep[k], grads[7], {{1, 1}}, Hm, H);
+    if (recurrence) put(dw_gg[k], grads[8], {{0, S}, {1, S}}, Hm, H);
+  }
+  return {dx, dw_ih, dbias, dy0, dc0, dg0, dw_hh, dpeep, dw_gg};
+}
+
 }  // namespace
 
 TORCH_LIBRARY(rnnbench_lstm, m) {
   m.def("forward", &lstm_forward);
   m.def("backward", &lstm_backward);
+  m.def("forward_members", &lstm_forward_members);
+  m.def("backward_members", &lstm_backward_members);
 }

@@ -51,13 +51,20 @@ class FusedLSTM(torch.autograd.Function):
     def backward(ctx, dout, dy, dc, dg):
         x, w_ih, ys, cs, gs, acts, hc, w_hh, peephole, w_gg, mask = ctx.saved_tensors
         dout, dy, dc, dg = (g.contiguous() for g in (dout, dy, dc, dg))
-        dx, dw_ih, dbias, dy0, dc0, dg0, dw_hh, dpeep, dw_gg = torch.ops.rnnbench_lstm.backward(
+        grads = torch.ops.rnnbench_lstm.backward(
             dout, dy, dc, dg, x, w_ih, ys, cs, gs, acts, hc, w_hh, peephole, w_gg, mask,
             ctx.needs_input_grad[0], *ctx.flags,
         )  # fmt: skip
-        recurrence, peepholes = w_gg.numel() > 0, peephole.numel() > 0
-        return (dx if ctx.needs_input_grad[0] else None, dw_ih, dbias, dy0, dc0, dg0 if recurrence else None,
-                dw_hh, dpeep if peepholes else None, dw_gg if recurrence else None, None, None)  # fmt: skip
+        return *as_returned(ctx.needs_input_grad[0], grads, peephole, w_gg), None, None
+
+
+def as_returned(input_grad: bool, grads, peephole, w_gg) -> tuple:
+    """The kernel's gradients of (x, w_ih, bias, y0, c0, g0, w_hh, peephole, w_gg) as autograd takes
+    them: None for the input where it needs none and for the tensors a variant lacks."""
+    dx, dw_ih, dbias, dy0, dc0, dg0, dw_hh, dpeep, dw_gg = grads
+    recurrence, peepholes = w_gg.numel() > 0, peephole.numel() > 0
+    return (dx if input_grad else None, dw_ih, dbias, dy0, dc0, dg0 if recurrence else None, dw_hh,
+            dpeep if peepholes else None, dw_gg if recurrence else None)  # fmt: skip
 
 
 def run(cell, x: torch.Tensor, state: tuple, mask: torch.Tensor | None):
@@ -78,4 +85,56 @@ def run(cell, x: torch.Tensor, state: tuple, mask: torch.Tensor | None):
     w_ih, bias, w_hh = (w.contiguous() for w in (cell.weight_ih, cell.bias, cell.weight_hh))
     out, y, c, g = FusedLSTM.apply(x.contiguous(), w_ih, bias, y0, c0, g0, w_hh, peephole.contiguous(),
                                    w_gg.contiguous(), mask, flags)  # fmt: skip
+    return out, (y, c, *(g.split(H, -1) if recurrence else ()))
+
+
+class FusedLSTMMembers(torch.autograd.Function):
+    """A population's members in one call each way (``lstm_kernel.cpp``, ``forward_members``): tensors
+    with a leading member dimension, padded; ``members`` = (sizes, lengths, masked), one entry per member.
+    Returns (out, y_T, c_T, g_T), padded."""
+
+    @staticmethod
+    def forward(ctx, x, w_ih, bias, y0, c0, g0, w_hh, peephole, w_gg, mask, flags, members):
+        ops = torch.ops.rnnbench_lstm
+        out, y, c, g, *saved = ops.forward_members(x, w_ih, bias, y0, c0, g0, w_hh, peephole, w_gg, mask,
+                                                   *members, *flags)  # fmt: skip
+        ctx.save_for_backward(x, w_ih, w_hh, peephole, w_gg, mask, *saved)
+        ctx.flags, ctx.members = flags, members
+        if not g.numel():
+            ctx.mark_non_differentiable(g)
+        return out, y, c, g
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dout, dy, dc, dg):
+        x, w_ih, w_hh, peephole, w_gg, mask, *saved = ctx.saved_tensors
+        dout, dy, dc, dg = (g.contiguous() for g in (dout, dy, dc, dg))
+        grads = torch.ops.rnnbench_lstm.backward_members(
+            dout, dy, dc, dg, x, w_ih, w_hh, peephole, w_gg, mask, saved, *ctx.members,
+            ctx.needs_input_grad[0], *ctx.flags,
+        )  # fmt: skip
+        return *as_returned(ctx.needs_input_grad[0], grads, peephole, w_gg), None, None, None
+
+
+def run_members(cell, params: dict, x: torch.Tensor, state: tuple, mask, members):
+    """A population's layer of LSTM ``cell`` (the template, at the padded size) for all members at once:
+    ``params`` the cell's stacked parameters by name, ``x`` (K, T, B, I), ``state`` stacked, ``mask``
+    (K, T, B) or None, ``members`` (sizes, lengths, masked). Returns (outputs, final state) stacked, or
+    None where the kernel does not serve."""
+    w_hh = params["weight_hh"]
+    if not native.serves(NAME, x, w_hh):
+        return None
+    spec, H = cell.spec, cell.hidden_size
+    empty = x.new_empty(0)
+    y0, c0 = (s.contiguous() for s in state[:2])
+    recurrence = spec.gate_recurrence
+    g0 = torch.cat(state[2:], -1).contiguous() if recurrence else empty
+    peephole = params["peephole"].contiguous() if cell.peephole_gates else empty
+    w_gg = params["weight_gg"].contiguous() if recurrence else empty
+    mask = empty.bool() if mask is None else mask.to(torch.bool).contiguous()
+    flags = ("i" in cell.slot, FORGET[spec.forget_gate], "o" in cell.slot,
+             spec.block_activation == "tanh", spec.output_activation == "tanh")  # fmt: skip
+    w_ih, bias, w_hh = (w.contiguous() for w in (params["weight_ih"], params["bias"], w_hh))
+    out, y, c, g = FusedLSTMMembers.apply(x.contiguous(), w_ih, bias, y0, c0, g0, w_hh, peephole, w_gg, mask,
+                                          flags, members)  # fmt: skip
     return out, (y, c, *(g.split(H, -1) if recurrence else ()))

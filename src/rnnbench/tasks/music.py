@@ -63,8 +63,11 @@ def pad(rolls: list[torch.Tensor]) -> Batch:
 
 
 def bernoulli_nll(logits: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, int]:
-    """Bernoulli NLL summed over the notes of each counted step, and the number of counted steps."""
-    per_step = F.binary_cross_entropy_with_logits(logits, batch.targets, reduction="none").sum(-1)
+    """Bernoulli NLL summed over the notes of each counted step, and the number of counted steps.
+
+    -log p(y | σ(a)) = softplus(a) − a·y, binary cross-entropy with logits written out: under vmap (a
+    population) torch's fused op ran 8× slower than these two batched ops."""
+    per_step = (F.softplus(logits) - logits * batch.targets).sum(-1)
     return (per_step * batch.mask).sum(), batch.mask.sum().float()
 
 
