@@ -8,7 +8,7 @@ search samples them: ``greff`` is Greff et al.'s JSB search (greff_v, one piece 
 log-uniform on [20, 200], lr log-uniform on [1e-6, 1e-2], momentum 1 - log-uniform on [0.01, 1], input
 noise uniform on [0, 1]); ``arith`` is Jozefowicz et al.'s arithmetic search (lstm at a 250K parameter
 budget, minibatch 20, lr, init scale and clipping from their grids). Evaluation is not timed. The row
-``train()`` is the ordinary single run (mean over the first 8 trials' sizes); ``--hidden`` gives every
+``train()`` is the ordinary single run (mean over the first 16 trials); ``--hidden`` gives every
 greff trial one hidden size, to see what padding members to the largest costs. Columns: seconds per
 step, member-steps per second, trials per hour at ``--trial-steps`` steps per trial, and the speedup
 over ``train()``. Steps are the median of the timed ones; on a shared machine the numbers are noisy.
@@ -113,8 +113,8 @@ def main():
         trials = [compose(*SEARCHES[search], *sample(search, rng, seed), *fixed) for seed in seeds]
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
-            # the ordinary run's seconds per step, averaged over the sizes of the first trials
-            single = statistics.mean(time_single(t, args.steps, args.warmup, tmp) for t in trials[:8])
+            # the ordinary run's seconds per step, averaged over the first 16 trials (K=16's members)
+            single = statistics.mean(time_single(t, args.steps, args.warmup, tmp) for t in trials[:16])
             rows = [("train()", 1, single)]
             for K in args.sizes:
                 rows.append(

@@ -14,8 +14,8 @@ same outputs and gradients (tests/test_fast_paths.py):
 * ``library``: the cell's ``sequence``, torch's own kernel (``lstm``, ``lstm_b``, ``np``, ``tanh``); a
   mask that is not a prefix of every column falls back to the step loop;
 * ``fused``: the cell's ``fused_sequence``, the package's C++ kernel of the whole loop and its backward
-  (the LSTM family, gru, mut1..3, on a CPU, float32 or float64; elsewhere, or where it cannot be built,
-  the step loop);
+  (the LSTM family, gru, mut1..3, the gated-feedback stacks, on a CPU, float32 or float64; elsewhere,
+  or where it cannot be built, the step loop);
 * ``auto``: ``library`` where the cell has a torch kernel, else ``fused`` where it has a fused one that
   serves (``fused_serves``: measured faster than the step loop at every study shape), else ``python``
   (on a CPU, compiling the step measured no faster than the loop: see README "Speed").
@@ -75,8 +75,9 @@ class Recurrent(nn.Module):
             )
         if impl == "fused" and not cell.fused_kernel:
             raise ConfigError(
-                f"cell.impl=fused is not available for {type(cell).__name__} (it has no fused kernel: the "
-                "LSTM family, gru and mut1..3 have); choose one of: auto, python, compiled"
+                f"cell.impl=fused is not available for {type(cell).__name__} (it has no fused kernel; every "
+                "built-in cell but tanh has one); choose one of: auto, python, compiled"
+                + (", library" if cell.library_kernel else "")
             )
         self.cell, self.impl = cell, impl
         self.stacked = False  # True in a population's template (see the module docstring)
