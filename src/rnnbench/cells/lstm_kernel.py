@@ -72,20 +72,26 @@ def run(cell, x: torch.Tensor, state: tuple, mask: torch.Tensor | None):
     or None where the kernel does not serve (the runner then runs the step loop)."""
     if not native.serves(NAME, x, cell.weight_hh):
         return None
-    spec, H = cell.spec, cell.hidden_size
-    empty = x.new_empty(0)
-    y0, c0 = (s.contiguous() for s in state[:2])
+    args, flags = kernel_args(cell, dict(cell.named_parameters()), x, state, mask)
+    out, y, c, g = FusedLSTM.apply(*args, flags)
+    return out, (y, c, *(g.split(cell.hidden_size, -1) if cell.spec.gate_recurrence else ()))
+
+
+def kernel_args(cell, params: dict, x: torch.Tensor, state: tuple, mask: torch.Tensor | None):
+    """(x, w_ih, bias, y0, c0, g0, w_hh, peephole, w_gg, mask) as the kernel takes them (contiguous, an
+    absent one empty), and ``cell``'s variant in the kernel's terms (flags). ``params``: the cell's
+    parameters by name, its own or a population's stacked ones."""
+    spec, empty = cell.spec, x.new_empty(0)
     recurrence = spec.gate_recurrence
+    y0, c0 = (s.contiguous() for s in state[:2])
     g0 = torch.cat(state[2:], -1).contiguous() if recurrence else empty
-    peephole = cell.peephole if cell.peephole_gates else empty
-    w_gg = cell.weight_gg if recurrence else empty
+    peephole = params["peephole"].contiguous() if cell.peephole_gates else empty
+    w_gg = params["weight_gg"].contiguous() if recurrence else empty
     mask = empty.bool() if mask is None else mask.to(torch.bool).contiguous()
+    w_ih, bias, w_hh = (params[n].contiguous() for n in ("weight_ih", "bias", "weight_hh"))
     flags = ("i" in cell.slot, FORGET[spec.forget_gate], "o" in cell.slot,
              spec.block_activation == "tanh", spec.output_activation == "tanh")  # fmt: skip
-    w_ih, bias, w_hh = (w.contiguous() for w in (cell.weight_ih, cell.bias, cell.weight_hh))
-    out, y, c, g = FusedLSTM.apply(x.contiguous(), w_ih, bias, y0, c0, g0, w_hh, peephole.contiguous(),
-                                   w_gg.contiguous(), mask, flags)  # fmt: skip
-    return out, (y, c, *(g.split(H, -1) if recurrence else ()))
+    return (x.contiguous(), w_ih, bias, y0, c0, g0, w_hh, peephole, w_gg, mask), flags
 
 
 class FusedLSTMMembers(torch.autograd.Function):
@@ -121,20 +127,8 @@ def run_members(cell, params: dict, x: torch.Tensor, state: tuple, mask, members
     ``params`` the cell's stacked parameters by name, ``x`` (K, T, B, I), ``state`` stacked, ``mask``
     (K, T, B) or None, ``members`` (sizes, lengths, masked). Returns (outputs, final state) stacked, or
     None where the kernel does not serve."""
-    w_hh = params["weight_hh"]
-    if not native.serves(NAME, x, w_hh):
+    if not native.serves(NAME, x, params["weight_hh"]):
         return None
-    spec, H = cell.spec, cell.hidden_size
-    empty = x.new_empty(0)
-    y0, c0 = (s.contiguous() for s in state[:2])
-    recurrence = spec.gate_recurrence
-    g0 = torch.cat(state[2:], -1).contiguous() if recurrence else empty
-    peephole = params["peephole"].contiguous() if cell.peephole_gates else empty
-    w_gg = params["weight_gg"].contiguous() if recurrence else empty
-    mask = empty.bool() if mask is None else mask.to(torch.bool).contiguous()
-    flags = ("i" in cell.slot, FORGET[spec.forget_gate], "o" in cell.slot,
-             spec.block_activation == "tanh", spec.output_activation == "tanh")  # fmt: skip
-    w_ih, bias, w_hh = (w.contiguous() for w in (params["weight_ih"], params["bias"], w_hh))
-    out, y, c, g = FusedLSTMMembers.apply(x.contiguous(), w_ih, bias, y0, c0, g0, w_hh, peephole, w_gg, mask,
-                                          flags, members)  # fmt: skip
-    return out, (y, c, *(g.split(H, -1) if recurrence else ()))
+    args, flags = kernel_args(cell, params, x, state, mask)
+    out, y, c, g = FusedLSTMMembers.apply(*args, flags, members)
+    return out, (y, c, *(g.split(cell.hidden_size, -1) if cell.spec.gate_recurrence else ()))
