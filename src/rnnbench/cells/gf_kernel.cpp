@@ -139,7 +139,7 @@ void forward_loop(const Layout& L, const bool* mask, const T* xp, const at::Tens
   for (int64_t i = 0; i < NL; ++i) rec_of.emplace_back(w_hh[i], B);
   for (int64_t j = 1; j < NL; ++j) up_of.emplace_back(w_bu[j - 1], B);
   std::vector<const T*> rec(NL);
-  std::vector<T> pre_up(B * P), unit(L.nu), gsum(H), g(n);
+  std::vector<T> pre_up(B * P), unit(L.nu), gsum(H);
   auto slab = [&](T* base, int64_t j, int64_t t, int64_t steps, int64_t width) {
     return base + ((j * steps + t) * B) * width;
   };
