@@ -16,11 +16,12 @@ step for all members:
   backward pass of each step only passes the gradient on to ``h``, and the matrix gets its gradient
   from one batched matmul over all steps once the backward pass has left the loop.
 
-A cell with a kernel (torch's or the package's fused one) runs it once per member instead
-(``each_member``), in the member's own layer at its own hidden size and on its own steps, so that
-padding costs the kernel nothing: at minibatch 20 the kernel's matrix products are faster than batched
-ones (scripts/bench_population.py, arithmetic), and a fused kernel's whole loop beats the batched step
-loop at any size on a CPU.
+A cell with a kernel (torch's or the package's fused one) runs that instead (``each_member``), each
+member at its own hidden size and on its own steps, so that padding costs the kernel nothing: the LSTM
+family all members in one call of its fused kernel (``Cell.fused_members``), other cells once per
+member in the member's own layer. A fused kernel's whole loop beats the batched step loop at any size
+on a CPU, and at minibatch 20 a kernel's matrix products beat batched ones
+(scripts/bench_population.py, arithmetic).
 """
 
 from __future__ import annotations
