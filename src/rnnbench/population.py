@@ -9,9 +9,10 @@ leading member dimension (padded to the group's largest hidden size, ``rnnbench.
 ``torch.func.vmap`` over ``functional_call`` of one template model per group, so the same cells and
 tasks do one forward per group and one backward for all members. Inside it, each recurrent layer runs
 a cell's kernel on each member's own size and steps (the LSTM family's fused kernel all members in one
-call), or the cell's step loop once for all members (``rnnbench.member_steps``): under vmap alone, every op of every step would pay vmap's and autograd's
-per-op cost for a few microseconds of arithmetic. ``rnnbench.stacked_optim`` updates
-every member with its own learning rate, momentum and clipping. A stopped member no longer changes;
+call), or the cell's step loop once for all members (``rnnbench.member_steps``): under vmap alone,
+every op of every step would pay vmap's and autograd's per-op cost for a few microseconds of
+arithmetic. ``rnnbench.stacked_optim`` updates every member with its own learning rate, momentum and
+clipping. A stopped member no longer changes;
 the others go on. Evaluation copies a member's weights into its own model and runs the task's shared
 ``evaluate``, exactly as a single run does.
 
