@@ -119,7 +119,8 @@ def wait_for_metrics(run_dir: Path, lines: int = 1, timeout: float = 120):
 @pytest.mark.slow
 def test_a_second_process_on_a_run_directory_refuses(tmp_path):
     run_dir = tmp_path / "run"
-    args = ["trainer.eval_every=20", "trainer.max_steps=400", "task.batches_per_epoch=25"]
+    # long enough (about 20 s) that the first is still training when the second has started up
+    args = ["trainer.eval_every=200", "trainer.max_steps=4000", "task.batches_per_epoch=250"]
     first = rnnbench(run_dir, *args)
     wait_for_metrics(run_dir)
     second = subprocess.run(
@@ -130,7 +131,7 @@ def test_a_second_process_on_a_run_directory_refuses(tmp_path):
     assert len(second.stderr.strip().splitlines()) == 1 and "is in use by process" in second.stderr
     assert first.wait(timeout=300) == 0, first.stderr.read()
     steps = [r["step"] for r in metrics(run_dir) if r["split"] == "valid"]
-    assert steps == list(range(20, 401, 20)), "every line once, in order"
+    assert steps == list(range(200, 4001, 200)), "every line once, in order"
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
 
 
