@@ -12,9 +12,8 @@ a cell's kernel on each member's own size and steps (the LSTM family's fused ker
 call), or the cell's step loop once for all members (``rnnbench.member_steps``): under vmap alone,
 every op of every step would pay vmap's and autograd's per-op cost for a few microseconds of
 arithmetic. ``rnnbench.stacked_optim`` updates every member with its own learning rate, momentum and
-clipping. A stopped member no longer changes;
-the others go on. Evaluation copies a member's weights into its own model and runs the task's shared
-``evaluate``, exactly as a single run does.
+clipping. A stopped member no longer changes; the others go on. Evaluation copies a member's weights
+into its own model and runs the task's shared ``evaluate``, exactly as a single run does.
 
 Per-member values (``PER_MEMBER``): seeds, lr, momentum, weight decay, clip_norm, patience,
 divergence_factor, init scale/std, input noise, hidden size or parameter budget, forget bias. Any other

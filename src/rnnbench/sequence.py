@@ -21,8 +21,9 @@ same outputs and gradients (tests/test_fast_paths.py):
   (on a CPU, compiling the step measured no faster than the loop: see README "Speed").
 
 In a population's template (``stacked``, run under vmap by ``rnnbench.population``) a cell with a kernel
-(torch's or the fused one) runs it once per member, and the step loop of a stackable cell runs once for
-all members (``rnnbench.member_steps``), through the same ``run_steps``.
+(torch's or the fused one) runs it on each member's own size and steps (the LSTM family all members in
+one call), and the step loop of a stackable cell runs once for all members (``rnnbench.member_steps``),
+through the same ``run_steps``.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ A cell is an ``nn.Module`` with
 users write share that one runner. A cell whose equations are exactly those of a torch kernel also has
 ``sequence(x, state, mask)``: the whole layer in that kernel (``library_kernel`` says whether it has one),
 which the runner calls instead of its time loop when ``impl`` allows. A cell with a fused C++ kernel
-(the LSTM family, the GRU, the MUT cells: ``fused_kernel``) has ``fused_sequence(x, state, mask)``
-likewise.
+(the LSTM family, the GRU, the MUT cells, the gated-feedback stacks: ``fused_kernel``) has
+``fused_sequence(x, state, mask)`` likewise.
 
 A ``stackable`` cell's step also runs a population's members at once (``rnnbench.member_steps``): every
 tensor it gets (``xp``, the state, the ``weights`` from ``step_weights``, a flat tuple) then has a

@@ -389,6 +389,23 @@ Members members_of(const at::Tensor& w_hh, at::IntArrayRef sizes, at::IntArrayRe
   return m;
 }
 
+// Member k's input, weights and mask cut to its own units and steps: what both passes read
+struct Own {
+  at::Tensor x, w_ih, w_hh, peephole, w_gg, mask;
+};
+
+Own own_tensors(const Members& m, int64_t k, int64_t G, const at::Tensor& x, const at::Tensor& w_ih,
+                const at::Tensor& w_hh, const at::Tensor& peephole, const at::Tensor& w_gg, const at::Tensor& mask) {
+  const int64_t H = m.sizes[k], L = m.lengths[k], Hm = m.Hm, S = G - 1;
+  const auto empty = x.new_empty({0});
+  return {x[k].narrow(0, 0, L).contiguous(),
+          take(w_ih[k], {{0, G}}, Hm, H),
+          take(w_hh[k], {{0, G}, {1, 1}}, Hm, H),
+          peephole.numel() > 0 ? take(peephole[k], {{1, 1}}, Hm, H) : empty,
+          w_gg.numel() > 0 ? take(w_gg[k], {{0, S}, {1, S}}, Hm, H) : empty,
+          m.masked[k] ? mask[k].narrow(0, 0, L).contiguous() : empty.to(at::kBool)};
+}
+
 int64_t gate_count(bool input_gate, int64_t forget, bool output_gate) {
   return 1 + input_gate + (forget == kGate) + output_gate;
 }
@@ -402,20 +419,18 @@ std::vector<at::Tensor> lstm_forward_members(const at::Tensor& x, const at::Tens
                                              int64_t forget, bool output_gate, bool block_tanh, bool output_tanh) {
   const int64_t G = gate_count(input_gate, forget, output_gate), S = G - 1;
   const Members m = members_of(w_hh, sizes, lengths, masked);
-  const bool peepholes = peephole.numel() > 0, recurrence = w_gg.numel() > 0;
+  const bool recurrence = w_gg.numel() > 0;
   auto out = at::zeros({m.K, x.size(1), x.size(2), m.Hm}, x.options());
   auto y = at::zeros_like(y0), c = at::zeros_like(c0), g = at::zeros_like(g0);
   std::vector<at::Tensor> result{out, y, c, g};
   const auto empty = x.new_empty({0});
   for (int64_t k = 0; k < m.K; ++k) {
     const int64_t H = m.sizes[k], L = m.lengths[k], Hm = m.Hm;
-    auto saved = lstm_forward(
-        x[k].narrow(0, 0, L).contiguous(), take(w_ih[k], {{0, G}}, Hm, H), take(bias[k], {{0, G}}, Hm, H),
-        take(y0[k], {{1, 1}}, Hm, H), take(c0[k], {{1, 1}}, Hm, H), recurrence ? take(g0[k], {{1, S}}, Hm, H) : empty,
-        take(w_hh[k], {{0, G}, {1, 1}}, Hm, H), peepholes ? take(peephole[k], {{1, 1}}, Hm, H) : empty,
-        recurrence ? take(w_gg[k], {{0, S}, {1, S}}, Hm, H) : empty,
-        m.masked[k] ? mask[k].narrow(0, 0, L).contiguous() : empty.to(at::kBool), input_gate, forget, output_gate,
-        block_tanh, output_tanh);
+    const Own o = own_tensors(m, k, G, x, w_ih, w_hh, peephole, w_gg, mask);
+    auto saved = lstm_forward(o.x, o.w_ih, take(bias[k], {{0, G}}, Hm, H), take(y0[k], {{1, 1}}, Hm, H),
+                              take(c0[k], {{1, 1}}, Hm, H), recurrence ? take(g0[k], {{1, S}}, Hm, H) : empty,
+                              o.w_hh, o.peephole, o.w_gg, o.mask, input_gate, forget, output_gate, block_tanh,
+                              output_tanh);
     put(out[k].narrow(0, 0, L), saved[0], {{2, 1}}, Hm, H);
     put(y[k], saved[1][L], {{1, 1}}, Hm, H);
     put(c[k], saved[2][L], {{1, 1}}, Hm, H);
@@ -446,14 +461,11 @@ std::vector<at::Tensor> lstm_backward_members(const at::Tensor& dout, const at::
   for (int64_t k = 0; k < m.K; ++k) {
     const int64_t H = m.sizes[k], L = m.lengths[k], Hm = m.Hm;
     const at::Tensor* s = saved.data() + 5 * k;  // ys, cs, gs, acts, hc
-    auto grads = lstm_backward(
-        take(dout[k].narrow(0, 0, L), {{2, 1}}, Hm, H), take(dy[k], {{1, 1}}, Hm, H), take(dc[k], {{1, 1}}, Hm, H),
-        recurrence ? take(dg[k], {{1, S}}, Hm, H) : empty, x[k].narrow(0, 0, L).contiguous(),
-        take(w_ih[k], {{0, G}}, Hm, H), s[0], s[1], s[2], s[3], s[4], take(w_hh[k], {{0, G}, {1, 1}}, Hm, H),
-        peepholes ? take(peephole[k], {{1, 1}}, Hm, H) : empty,
-        recurrence ? take(w_gg[k], {{0, S}, {1, S}}, Hm, H) : empty,
-        m.masked[k] ? mask[k].narrow(0, 0, L).contiguous() : empty.to(at::kBool), input_grad, input_gate, forget,
-        output_gate, block_tanh, output_tanh);
+    const Own o = own_tensors(m, k, G, x, w_ih, w_hh, peephole, w_gg, mask);
+    auto grads = lstm_backward(take(dout[k].narrow(0, 0, L), {{2, 1}}, Hm, H), take(dy[k], {{1, 1}}, Hm, H),
+                               take(dc[k], {{1, 1}}, Hm, H), recurrence ? take(dg[k], {{1, S}}, Hm, H) : empty, o.x,
+                               o.w_ih, s[0], s[1], s[2], s[3], s[4], o.w_hh, o.peephole, o.w_gg, o.mask, input_grad,
+                               input_gate, forget, output_gate, block_tanh, output_tanh);
     if (input_grad) dx[k].narrow(0, 0, L).copy_(grads[0]);
     put(dw_ih[k], grads[1], {{0, G}}, Hm, H);
     put(dbias[k], grads[2], {{0, G}}, Hm, H);
