@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pytest
 import torch
 
 from rnnbench.tasks.arithmetic import END, ArithmeticTask, make_example
@@ -54,3 +55,22 @@ def test_batch_layout_masks_only_answer_characters():
         assert targets == answer
         inputs = "".join(task.alphabet[k] for k in batch.inputs[: len(prompt) + len(answer) - 1, b])
         assert inputs == (prompt + answer)[:-1]
+
+
+def test_accuracy_with_and_without_the_end_symbol():
+    """A predictor that is right exactly on the end symbols and on the first answer digit: ``acc``
+    counts both, ``acc_no_end`` only the digits (and the sign)."""
+    task = ArithmeticTask(seed=0, batch_size=2)
+    examples = [("1+2=", "3."), ("12a-30=", "-18.")]
+    batch = task.encode(examples)
+    logits = torch.zeros(*batch.targets.shape, task.output_size)
+    wrong = task.index["7"]
+    for b, (prompt, answer) in enumerate(examples):
+        for k, symbol in enumerate(answer):
+            t = len(prompt) - 1 + k
+            right = symbol == END or k == 0
+            logits[t, b, batch.targets[t, b] if right else wrong] = 1.0
+    sums = task.metric_sums(logits, batch)
+    acc, acc_no_end = (float(s / n) for s, n in (sums["acc"], sums["acc_no_end"]))
+    assert acc == pytest.approx((2 + 2) / 6)  # "3." and "-18.": 2 first symbols and 2 end symbols of 6
+    assert acc_no_end == pytest.approx(2 / 4)  # "3" and "-18": the 2 first symbols of 4

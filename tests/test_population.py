@@ -122,6 +122,21 @@ def test_resume_after_a_stop_equals_an_uninterrupted_population(tmp_path):
         assert all(torch.equal(wa[n], wb[n]) for n in wa)
 
 
+def test_a_rerun_after_the_last_round_but_before_the_summaries_keeps_the_evaluation_at_the_limit(tmp_path):
+    """Killed between the last round (which records the members' end) and their summaries: the rerun
+    only finishes them, and their metrics keep the evaluation at the step limit, as a single run's do."""
+    base = ["task=classify", "cell=lstm", *TINY, "trainer.max_steps=7"]  # 7: not a multiple of eval_every
+    cfgs = [compose_config(*base, *m) for m in MEMBERS]
+    dirs = [tmp_path / f"m{k}" for k in range(3)]
+    train_population(cfgs, dirs)
+    whole = [metrics(d) for d in dirs]
+    assert all(any(r.get("at_limit") for r in lines) for lines in whole)
+    for d in dirs:
+        (d / "summary.json").unlink()
+    train_population(cfgs, dirs)
+    assert [metrics(d) for d in dirs] == whole
+
+
 def test_a_kill_during_an_evaluation_resumes_from_the_last_complete_round(tmp_path):
     """Member 1's hook fails at step 6, after member 0 has evaluated and logged: the resumed population
     goes back to step 3 for every member and equals an uninterrupted one."""

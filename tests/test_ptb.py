@@ -101,13 +101,17 @@ def test_evaluation_is_the_per_token_average_over_the_unbroken_columns(ptb, mode
     direct = F.cross_entropy(logits.reshape(-1, 10_000), data[1:106].reshape(-1), reduction="sum") / 1050
     assert metrics["loss"] == pytest.approx(float(direct), rel=1e-5)
     assert metrics["ppl"] == pytest.approx(math.exp(float(direct)), rel=1e-5)
-    assert metrics["score"] == pytest.approx(1 / metrics["ppl"])
+    probs = logits.reshape(-1, 10_000).softmax(-1)
+    targets = data[1:106].reshape(-1)
+    assert metrics["mean_p"] == pytest.approx(float(probs[range(1050), targets].mean()), rel=1e-5)
+    assert metrics["acc"] == pytest.approx(float((probs.argmax(-1) == targets).double().mean()), rel=1e-9)
+    assert "score" not in metrics  # 1/ppl is not the paper's PTB number (see tasks/ptb.py)
     assert 5_000 < metrics["ppl"] < 20_000  # an untrained model is near uniform over 10,000 words
 
 
 def test_bits_per_character_is_loss_over_ln2():
     assert PTBCharTask.from_loss(math.log(2) * 1.5) == {"bpc": pytest.approx(1.5)}
-    assert PTBTask.from_loss(math.log(100)) == {"ppl": pytest.approx(100), "score": pytest.approx(0.01)}
+    assert PTBTask.from_loss(math.log(100)) == {"ppl": pytest.approx(100)}
 
 
 # The tiny files (tests/fixture_data.py), through data_dir.
@@ -177,6 +181,16 @@ def bigram_nll(table, pairs) -> float:
     return total / len(pairs)
 
 
+def bigram_mean_p_and_acc(table, pairs) -> tuple[float, float]:
+    """Mean softmax(table[a])[b] and the fraction of pairs where b is the row's largest entry."""
+    p = hits = 0.0
+    for a, b in pairs:
+        row = table[a].tolist()
+        p += math.exp(row[b]) / sum(math.exp(x) for x in row)
+        hits += max(range(len(row)), key=row.__getitem__) == b
+    return p / len(pairs), hits / len(pairs)
+
+
 @pytest.mark.parametrize("eval_batch_size, bptt", [(1, 4), (2, 1)])
 def test_tiny_word_metrics_are_the_exact_per_token_average(tmp_path, eval_batch_size, bptt):
     task = tiny(PTBTask, tmp_path, eval_batch_size=eval_batch_size, bptt=bptt)
@@ -190,7 +204,9 @@ def test_tiny_word_metrics_are_the_exact_per_token_average(tmp_path, eval_batch_
     metrics = task.evaluate(Bigram(table), "valid", "cpu")
     assert metrics["loss"] == pytest.approx(expected, rel=1e-9)
     assert metrics["ppl"] == pytest.approx(math.exp(expected), rel=1e-9)
-    assert metrics["score"] == pytest.approx(math.exp(-expected), rel=1e-9)
+    mean_p, acc = bigram_mean_p_and_acc(table, pairs)
+    assert metrics["mean_p"] == pytest.approx(mean_p, rel=1e-9)
+    assert metrics["acc"] == pytest.approx(acc, rel=1e-12)
 
 
 def test_tiny_char_bits_per_character(tmp_path):

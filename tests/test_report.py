@@ -387,14 +387,17 @@ def test_a_search_with_nothing_complete_yet_is_reported(tmp_path):
     assert "lstm †" in (tmp_path / "out" / "report.html").read_text()
 
 
-def test_ptb_is_shown_as_one_over_perplexity_and_selected_by_perplexity():
+def test_ptb_is_shown_as_the_inferred_paper_metric_not_one_over_perplexity():
+    from rnnbench.report.paper_results import JOZEFOWICZ_PTB_METRIC, lookup
     from rnnbench.report.units import read_value, report_metric
 
     metric = report_metric("ptb", "valid/ppl", False)
-    assert (metric.name, metric.higher_is_better) == ("score", True)
-    assert read_value({"test/ppl": 80.0}, "test", metric) == 1 / 80.0
-    assert read_value({"test/ppl": 80.0, "test/score": 0.0125}, "test", metric) == 0.0125
+    assert (metric.name, metric.higher_is_better) == (JOZEFOWICZ_PTB_METRIC, True) == ("mean_p", True)
+    assert read_value({"test/ppl": 80.0, "test/mean_p": 0.091}, "test", metric) == 0.091
+    assert np.isnan(read_value({"test/ppl": 80.0}, "test", metric))  # never 1/perplexity
+    assert "inferred" in lookup("ptb", "lstm", JOZEFOWICZ_PTB_METRIC, "search").text
     assert report_metric("jsb", "valid/nll", False).name == "nll"
+    assert report_metric("ptb_char", "valid/bpc", False).name == "bpc"
 
 
 def test_reading_a_report_never_imports_the_trainer():
@@ -442,3 +445,15 @@ def test_a_real_debug_search_is_reported_end_to_end(tmp_path):
     facts = pd.read_csv(tmp_path / "report" / "table-run-facts.csv")
     assert facts["complete"].sum() == 4
     assert (tmp_path / "report" / "curves-arithmetic.png").stat().st_size > 1000
+
+
+def test_synthetic_tasks_show_their_ceilings_beside_the_cells(report):
+    from rnnbench.tasks.ceilings import ceilings
+
+    table = pd.read_csv(report / "table-jozefowicz.csv").set_index(["task", "cell"])
+    expected = ceilings("arithmetic", {})  # the fixture runs' configs set no arithmetic option
+    for cell in ("lstm", "gru"):
+        assert table.loc[("arithmetic", cell), "oracle"] == pytest.approx(expected["oracle"])
+        assert table.loc[("arithmetic", cell), "memoryless"] == pytest.approx(expected["memoryless"])
+    assert np.isnan(table.loc[("jsb", "greff_v"), "oracle"])  # music has no ceiling
+    assert f"oracle 1, memoryless {expected['memoryless']:.4g}" in (report / "report.md").read_text()

@@ -24,7 +24,7 @@ def documents(n, seed=0, **options):
     return [make_document(rng, **options) for _ in range(n)]
 
 
-def replay(document):
+def replay(document, indent=0):
     """The document's iterations as (iteration, depth before it, kind, name), read from its lines."""
     steps, depth = [], 0
     for k, line in enumerate(document.splitlines()):
@@ -32,18 +32,28 @@ def replay(document):
         assert match, line
         kind = "close" if match[2] else "open"
         depth -= kind == "close"
-        assert len(match[1]) == depth, f"indentation of {line!r} is not its depth {depth}"
+        assert len(match[1]) == indent * depth, f"indentation of {line!r} is not {indent} x its depth {depth}"
         steps.append((k, depth + (kind == "close"), kind, match[3]))
         depth += kind == "open"
     return steps
 
 
-def test_documents_are_well_formed_and_nested():
-    for document in documents(500):
+@pytest.mark.parametrize("indent", [0, 1, 2])
+def test_documents_are_well_formed_and_nested(indent):
+    for document in documents(500, indent=indent):
         root = ET.fromstring(f"<doc>{document}</doc>")  # several top-level tags may follow each other
-        opened = [name for _, _, kind, name in replay(document) if kind == "open"]
+        opened = [name for _, _, kind, name in replay(document, indent) if kind == "open"]
         assert [e.tag for e in root.iter()][1:] == opened  # document order of the elements
-        assert document.endswith("\n") and replay(document)[0][2] == "open"
+        assert document.endswith("\n") and replay(document, indent)[0][2] == "open"
+
+
+def test_the_default_layout_has_no_indentation():
+    """The task, its config file and the generator all default to lines that start with "<"."""
+    cfg = compose_config("task=xml")
+    assert cfg.task.indent == 0
+    text = XmlTask(seed=0).text(np.random.default_rng(0), 5000)
+    assert all(line.startswith("<") for line in text.splitlines()[:-1])
+    assert documents(1, seed=4)[0] == documents(1, seed=4, indent=0)[0]
 
 
 def test_close_and_stop_probabilities_and_the_iteration_cap():

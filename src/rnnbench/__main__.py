@@ -2,11 +2,14 @@
 
 Hydra composes ``configs/config.yaml`` with the chosen groups; ``--help`` lists them, ``-m`` sweeps.
 The command line is checked first (``rnnbench.cli_checks``): a mistake is one line on stderr and exit
-code 2. In a sweep, a job whose values are bad fails in one line and the sweep goes on.
+code 2. In a sweep, a job whose values are bad fails in one line and the sweep goes on. A run file that
+cannot be written (disk full, quota, read-only folder; ``rnnbench.write_errors``) is one line too, with
+exit code 74, Hydra's own files in the run directory included.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 from pathlib import Path
@@ -18,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rnnbench.cli_checks import preflight
 from rnnbench.errors import ConfigError
+from rnnbench.write_errors import EXIT_CODE, RunFileError, hydra_write_failure
 
 # Names a run directory after its overrides; a run without overrides is "default".
 OmegaConf.register_new_resolver("run_name", lambda overrides: overrides or "default", replace=True)
@@ -37,7 +41,7 @@ def hydra_main(cfg: DictConfig):
             error(f"job {hydra_cfg.job.num} ({hydra_cfg.job.override_dirname}): {problem}")
             return None
         error(problem)
-        sys.exit(2)
+        sys.exit(EXIT_CODE if isinstance(problem, RunFileError) else 2)
     if summary["status"] == "interrupted":  # a scheduler sees the run did not finish
         for sig in (signal.SIGINT, signal.SIGTERM):  # the run is saved: a further Ctrl-C changes nothing
             signal.signal(sig, signal.SIG_IGN)
@@ -70,10 +74,43 @@ def main() -> None:
         error(problem)
         sys.exit(2)
     try:
-        hydra_main()
+        with hydra_writes_reported():
+            hydra_main()
     except KeyboardInterrupt:  # a second Ctrl-C: stop now, the last checkpoint is intact
         error("interrupted; the last checkpoint is kept: run the same command again to resume")
         sys.exit(128 + signal.SIGINT)
+
+
+@contextlib.contextmanager
+def hydra_writes_reported():
+    """Hydra writes the run directory, its job log and ``.hydra/*.yaml`` before the run starts, and
+    reports a failure there as a traceback. Such a write failure is one line and exit code 74, like one
+    of the run's own files; any other error is Hydra's to report, as before."""
+    import hydra._internal.utils as hydra_utils
+
+    original = getattr(hydra_utils, "run_and_report", None)
+    if original is None:  # another Hydra: its own report
+        yield
+        return
+
+    def run_and_report(func):
+        def guarded():
+            try:
+                return func()
+            except Exception as problem:
+                failure = hydra_write_failure(problem)
+                if failure is None:
+                    raise
+                error(failure)
+                sys.exit(EXIT_CODE)  # SystemExit passes Hydra's report of exceptions
+
+        return original(guarded)
+
+    hydra_utils.run_and_report = run_and_report
+    try:
+        yield
+    finally:
+        hydra_utils.run_and_report = original
 
 
 if __name__ == "__main__":

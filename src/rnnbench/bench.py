@@ -39,6 +39,7 @@ from rnnbench.cells import CELLS, GATED_FEEDBACK, build_cell
 from rnnbench.errors import ConfigError
 from rnnbench.init import initialize
 from rnnbench.sequence import IMPLS, Recurrent
+from rnnbench.trainer import training_loss
 
 
 @dataclass(frozen=True)
@@ -272,9 +273,7 @@ def plain_step(cfg, task, hidden: int, device):
         out, state = lstm(encoder(batch.inputs), carried[0])
         loss_sum, count = task.loss(head(out), batch)
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_sum / count
-        if cfg.trainer.loss_over_time == "sum":  # as the trainer: summed over the window's steps
-            loss = loss * batch.inputs.shape[0]
+        loss = training_loss(loss_sum, count, batch.targets.shape[1], cfg.trainer.loss_over_time)
         loss.backward()
         if cfg.trainer.clip_norm is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.trainer.clip_norm)

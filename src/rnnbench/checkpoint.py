@@ -4,7 +4,7 @@ A checkpoint holds the model, optimiser, schedule, the RNG states (Python, NumPy
 run's progress (``rnnbench.progress``), the carried hidden state and the best weights. Everything in it
 is a tensor or a plain value, so it is read with ``torch.load(weights_only=True)``: a crafted file in a
 run directory someone sent you cannot run code. It is written to a temporary file and renamed over the
-old one, so a kill during the write leaves the previous checkpoint intact.
+old one, so a kill during the write, or a disk that fills up, leaves the previous checkpoint intact.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from rnnbench.errors import ConfigError
+from rnnbench.write_errors import writing
 
 FORMAT = "rnnbench-checkpoint/2"
 WAY_OUT = "use another run directory, or trainer.resume=never to start over"
@@ -47,12 +48,14 @@ def set_rng_states(states: dict) -> None:
 
 
 def save(path: Path, payload: dict) -> None:
+    """Writes beside ``path`` and renames over it. A failed write (disk full, quota, read-only folder)
+    is a one-line ``RunFileError`` and leaves the previous checkpoint as it was; a second Ctrl-C during
+    the write leaves no half-written file behind."""
     tmp = path.with_suffix(".tmp")
-    try:
-        torch.save({"format": FORMAT, **payload}, tmp)
+    with writing(path, tmp):
+        with tmp.open("wb") as f:  # through Python's file: a failed write keeps its errno
+            torch.save({"format": FORMAT, **payload}, f)
         os.replace(tmp, path)
-    finally:  # a second Ctrl-C during the write leaves no half-written file behind
-        tmp.unlink(missing_ok=True)
 
 
 def load(path: Path, required=("config", "model", "optimizer", "progress", "rng")) -> dict:

@@ -49,7 +49,7 @@ from rnnbench.schema import validate
 from rnnbench.sequence import Recurrent
 from rnnbench.stacked_optim import StackedOptimizer, clip_per_member
 from rnnbench.tasks.base import Batch
-from rnnbench.trainer import StopSignal, Trainer, detach
+from rnnbench.trainer import StopSignal, Trainer, detach, training_loss
 
 PER_MEMBER = ("seed", "data_seed", "init_seed", "results_dir", "trainer.lr", "trainer.momentum",
               "trainer.weight_decay", "trainer.clip_norm", "trainer.patience", "trainer.divergence_factor",
@@ -130,7 +130,7 @@ def check_compatible(cfgs: list[DictConfig]) -> None:
 
 def stack_batches(batches: list[Batch], device):
     """K batches -> (inputs, targets, mask, step_mask) with a leading K dimension, padded in time to the
-    longest; padded steps are masked out (they never count), and a member's lengths (K,)."""
+    longest; padded steps are masked out (they never count), and each member's sequence count (K,)."""
     T = max(b.inputs.shape[0] for b in batches)
     T_out = max(b.targets.shape[0] for b in batches)
     ragged = len({(b.inputs.shape[0], b.targets.shape[0]) for b in batches}) > 1
@@ -152,8 +152,8 @@ def stack_batches(batches: list[Batch], device):
         real = [b.step_mask if b.step_mask is not None else torch.ones(b.inputs.shape[:2], dtype=torch.bool)
                 for b in batches]  # fmt: skip
         step_mask = stacked(real, T)
-    lengths = torch.tensor([float(b.inputs.shape[0]) for b in batches], device=device)
-    return inputs, targets, mask, step_mask, lengths
+    sequences = torch.tensor([float(b.targets.shape[1]) for b in batches], device=device)
+    return inputs, targets, mask, step_mask, sequences
 
 
 def member_slice(state, k: int):
@@ -285,14 +285,14 @@ class Group:
         return loss_sum, count, state
 
     def forward(self, batches: list[Batch]):
-        """(loss sums, counts, lengths), each (G,), of the group's batches; the new state is kept."""
-        inputs, targets, mask, step_mask, lengths = stack_batches(batches, self.device)
+        """(loss sums, counts, sequence counts), each (G,), of the group's batches; the new state is kept."""
+        inputs, targets, mask, step_mask, sequences = stack_batches(batches, self.device)
         self.template.train()
         args = (self.params, self.buffers, inputs, targets, mask, step_mask, self.carried)
         batched = vmap(self.member_loss, in_dims=tuple(None if a is None else 0 for a in args),
                        randomness="different")  # fmt: skip
         loss_sum, count, self.state = batched(*args)
-        return loss_sum, count, lengths
+        return loss_sum, count, sequences
 
     def update(self, active: torch.Tensor, everyone: bool):
         """Clips and steps every active member with its own values (``everyone``: all are active);
@@ -349,16 +349,14 @@ class Population:
         tokens = [b.num_tokens for b in batches]  # host copies: no device sync
         parts = [group.forward([batches[k] for k in ks]) for group, ks in zip(self.groups, self.order)]
         in_groups = [torch.cat([part[i] for part in parts]) for i in range(3)]  # in group order
-        loss_sum, count, lengths = (t[self.position] for t in in_groups)  # (K,) in member order
-        loss = loss_sum / count
+        loss_sum, count, sequences = (t[self.position] for t in in_groups)  # (K,) in member order
+        loss = training_loss(loss_sum, count, sequences, self.tc.loss_over_time)
         members = [self.members[k] for k in running]
         if any(m.progress.step == 0 for m in members):
-            initial = loss.detach().tolist()  # a sync, once per run
+            initial = (loss_sum / count).detach().tolist()  # a sync, once per run
             for k in running:
                 if self.members[k].progress.step == 0:
                     self.members[k].progress.initial_loss = initial[k]
-        if self.tc.loss_over_time == "sum":
-            loss = loss * lengths
         active = torch.zeros(len(self.members), dtype=torch.bool)
         active[running] = True
         active = active.to(self.device)
@@ -391,7 +389,8 @@ class Population:
                 if m.progress.status != "running" and m.files.summary.exists():
                     done[k] = m.files.read_summary()
                     continue
-                m.files.keep_metrics_until(m.progress.step)
+                # a member that has ended keeps its evaluation at a limit, as a single run does
+                m.files.keep_metrics_until(m.progress.step, ended=m.progress.status != "running")
             else:
                 m.files.start_metrics()
             m.files.write_config(m.cfg)

@@ -6,10 +6,16 @@
   metrics, test metrics at the best validation point, seed, device, sizes, versions, wall time.
 * ``model.pt``: the weights with the best validation score, with the resolved config beside them.
 * ``checkpoint.pt``: the state to resume from (``rnnbench.checkpoint``), rewritten at every evaluation.
+
+Every write is whole or not at all: a file is written beside its old version and renamed over it, a
+metrics line is appended whole or cut off again. A write that fails (disk full, quota, read-only
+folder) is a one-line ``RunFileError`` naming the file (``rnnbench.write_errors``), and leaves no
+temporary file behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -22,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import rnnbench
 from rnnbench.errors import ConfigError
+from rnnbench.write_errors import writing
 
 WAY_OUT = "use another run directory, or trainer.resume=never to start over"
 
@@ -38,15 +45,31 @@ class RunFiles:
         atomic_write(self.config, OmegaConf.to_yaml(cfg, resolve=True))
 
     def start_metrics(self) -> None:
-        self.metrics.write_text("")
+        with writing(self.metrics):
+            self.metrics.write_text("")
 
     def append_metrics(self, record: dict) -> None:
-        with self.metrics.open("a") as f:
-            f.write(to_json(record) + "\n")
+        """Appends one line, whole: a line the disk had no room for is cut off again."""
+        data = memoryview((to_json(record) + "\n").encode())
+        with writing(self.metrics):
+            fd = os.open(self.metrics, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            try:
+                start = os.fstat(fd).st_size
+                try:
+                    while data:
+                        data = data[os.write(fd, data) :]
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(fd, start)
+                    raise
+            finally:
+                os.close(fd)
 
-    def keep_metrics_until(self, step: int) -> None:
+    def keep_metrics_until(self, step: int, ended: bool = False) -> None:
         """Drops lines written after a checkpoint at ``step``: the resumed run writes them again. A last
-        line cut short by a kill is dropped too; any other unreadable line is an error."""
+        line cut short by a kill is dropped too; any other unreadable line is an error. ``ended``: the
+        checkpoint is that of a run that has ended (only its test line and files are left to write), so
+        its evaluation at a limit stays."""
         if not self.metrics.exists():
             return
         lines = [x for x in self.metrics.read_text(errors="replace").splitlines() if x.strip()]
@@ -61,7 +84,11 @@ class RunFiles:
             if not isinstance(record, dict) or not {"step", "split"} <= record.keys():
                 raise ConfigError(f"{self.metrics} line {number} is not an rnnbench metrics line; {WAY_OUT}")
             records.append(record)
-        kept = [r for r in records if r["step"] <= step and r["split"] != "test" and not r.get("at_limit")]
+
+        def redone(r):  # the test line, and an evaluation at a limit that the extended run leaves out
+            return r["split"] == "test" or (r.get("at_limit") and not ended)
+
+        kept = [r for r in records if r["step"] <= step and not redone(r)]
         atomic_write(self.metrics, "".join(to_json(r) + "\n" for r in kept))
 
     def read_summary(self) -> dict:
@@ -79,8 +106,10 @@ class RunFiles:
 
     def save_model(self, state_dict: dict, cfg: DictConfig) -> None:
         tmp = self.model.with_suffix(".tmp")
-        torch.save({"model": state_dict, "config": OmegaConf.to_container(cfg, resolve=True)}, tmp)
-        os.replace(tmp, self.model)
+        with writing(self.model, tmp):
+            with tmp.open("wb") as f:  # through Python's file: a failed write keeps its errno
+                torch.save({"model": state_dict, "config": OmegaConf.to_container(cfg, resolve=True)}, f)
+            os.replace(tmp, self.model)
 
     def load_model(self) -> dict:
         """The best weights, read without running code; a foreign or damaged file is a one-line error."""
@@ -110,10 +139,12 @@ def to_json(value, indent=None) -> str:
 
 
 def atomic_write(path: Path, text: str) -> None:
-    """Readers never see half a file: write beside it, then rename over it."""
+    """Readers never see half a file: write beside it, then rename over it. A failed write leaves the
+    old file as it was and is a one-line ``RunFileError``."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with writing(path, tmp):
+        tmp.write_text(text)
+        os.replace(tmp, path)
 
 
 def versions() -> dict:

@@ -42,6 +42,7 @@ from rnnbench.runtime import derived_seed, process_settings, seed_everything
 from rnnbench.schedules import Schedule
 from rnnbench.schema import runtime_keys, validate
 from rnnbench.tasks import build_task
+from rnnbench.write_errors import RunFileError, resume_hint, writing
 
 DECISIONS = ("continue", "stop", "prune")
 LIMITS = ("max_steps", "max_epochs", "max_minutes")
@@ -53,7 +54,11 @@ def train(cfg: DictConfig, run_dir: str | Path, on_eval=None) -> dict:
         raise ConfigError(f"trainer.population={cfg.trainer.population} trains several runs: use "
                           "rnnbench.population.train_population, or the command line")  # fmt: skip
     run_dir = Path(run_dir)
-    with run_lock(run_dir), process_settings(cfg.trainer.threads, cfg.trainer.deterministic):
+    with contextlib.ExitStack() as held:
+        saved = -1 if not (run_dir / "checkpoint.pt").exists() else None  # the step is known once read
+        with writing(run_dir / "run.lock", step=saved):  # a folder that cannot be written: one line
+            held.enter_context(run_lock(run_dir))
+        held.enter_context(process_settings(cfg.trainer.threads, cfg.trainer.deterministic))
         return Trainer(cfg, run_dir, on_eval).run()
 
 
@@ -84,6 +89,16 @@ def moved(state, device):
 
 def prefixed(split: str, metrics: dict) -> dict:
     return {f"{split}/{k}": v for k, v in metrics.items()}
+
+
+def training_loss(loss_sum, count, sequences, over_time: str):
+    """What a step descends, from a batch's summed loss, its counted positions and its sequences.
+
+    ``mean``: per counted position. ``sum``: summed over each sequence's counted positions, averaged
+    over the sequences: Zaremba et al.'s PTB code (``reduce_sum(loss) / batch_size``) and Greff et
+    al.'s (Qwlouse/pylstm, error_functions.py: "normalize by number of sequences"). With one sequence
+    per update that is the sum over the sequence: its length times the mean."""
+    return loss_sum / sequences if over_time == "sum" else loss_sum / count
 
 
 class StopSignal:
@@ -135,15 +150,31 @@ class Trainer:
         self.progress.reset_window(self.device)
         self.carried = None  # hidden state carried between training batches (truncated BPTT)
         self.best_weights = None
+        self.saved_step = -1  # the step of the checkpoint on disk that a rerun continues from (-1: none)
 
     # ---- the run, top to bottom ---------------------------------------------------------------------
     def run(self) -> dict:
+        """Runs, or continues, the run. A run file that cannot be written (disk full, quota, read-only
+        folder) ends it with a one-line ``RunFileError`` saying where a rerun continues from; the last
+        checkpoint stays as it was, and summary.json says ``status: "write_failed"`` where it can."""
+        try:
+            return self.run_files()
+        except RunFileError as failure:
+            told = failure.then(resume_hint(failure.fix, self.saved_step))
+            self.record_write_failure(told)
+            raise told from failure.__cause__
+
+    def run_files(self) -> dict:
         self.started = time.perf_counter()
         p = self.progress
         if self.restore():
+            self.saved_step = p.step
             if p.status != "running" and self.files.summary.exists():
-                return self.files.read_summary()  # this run has already ended
-            self.files.keep_metrics_until(p.step)  # lines written after the checkpoint are redone
+                summary = self.files.read_summary()
+                if summary["status"] != "write_failed" and summary.get("steps") == p.step:
+                    return summary  # this run has already ended
+            # lines written after the checkpoint are redone; a run that has ended keeps them all
+            self.files.keep_metrics_until(p.step, ended=p.status != "running")
         else:
             self.files.start_metrics()
         self.files.write_config(self.cfg)  # a resumed run may have raised a limit
@@ -197,11 +228,9 @@ class Trainer:
         with self.autocast():
             logits, state = self.forward(batch.inputs, self.carried, batch.step_mask)
             loss_sum, count = task.loss(logits.float(), batch)
-        loss = loss_sum / count
         if p.step == 0:
-            p.initial_loss = float(loss.detach())  # a sync, once per run
-        if tc.loss_over_time == "sum":  # Zaremba et al.: summed over the window's steps, mean over the batch
-            loss = loss * batch.inputs.shape[0]
+            p.initial_loss = float((loss_sum / count).detach())  # a sync, once per run
+        loss = training_loss(loss_sum, count, batch.targets.shape[1], tc.loss_over_time)
         self.optimizer.zero_grad(set_to_none=True)
         self.backward_and_update(loss)
         self.carried = detach(state) if task.carries_state else None
@@ -289,13 +318,28 @@ class Trainer:
             self.files.append_metrics({"step": p.best_step, "epoch": p.epoch, "split": "test", **test,
                                        "wall_s": self.wall()})  # fmt: skip
             self.files.save_model(self.best_weights, self.cfg)
-        facts = {"task": self.task.name, "headline": self.headline,
-                 "higher_is_better": self.task.higher_is_better, "device": str(self.device),
-                 "num_params": count_parameters(self.model), "hidden_size": self.model.hidden_size,
-                 "threads": torch.get_num_threads(), "wall_s": self.wall()}  # fmt: skip
-        summary = summarize(self.cfg, p, test, facts)
+        summary = summarize(self.cfg, p, test, self.facts())
         self.files.write_summary(summary)
         return summary
+
+    def facts(self) -> dict:
+        return {"task": self.task.name, "headline": self.headline,
+                "higher_is_better": self.task.higher_is_better, "device": str(self.device),
+                "num_params": count_parameters(self.model), "hidden_size": self.model.hidden_size,
+                "threads": torch.get_num_threads(), "wall_s": self.wall()}  # fmt: skip
+
+    def record_write_failure(self, failure: RunFileError) -> None:
+        """summary.json says the run stopped on a write, if that small write still succeeds. A rerun
+        does not take it for the run's end: it continues from the checkpoint (``resume_step``)."""
+        if not hasattr(self, "started"):  # it failed before the run began (the lock, the folder)
+            return
+        summary = summarize(self.cfg, self.progress, {}, self.facts()) | {
+            "status": "write_failed",
+            "stop_reason": str(failure),
+            "resume_step": self.saved_step if self.saved_step >= 0 else None,
+        }
+        with contextlib.suppress(RunFileError):
+            self.files.write_summary(summary)
 
     # ---- helpers ------------------------------------------------------------------------------------
     def wall(self) -> float:
@@ -328,6 +372,7 @@ class Trainer:
     # ---- checkpoints --------------------------------------------------------------------------------
     def save_checkpoint(self):
         checkpoint.save(self.files.checkpoint, self.checkpoint_payload())
+        self.saved_step = self.progress.step
 
     def checkpoint_payload(self) -> dict:
         progress = self.progress.state_dict() | {"elapsed": self.wall()}

@@ -2,6 +2,10 @@
 
 INPUT is a results folder, a study storage (``sqlite:///...``, a ``.db`` file, a journal ``.log`` file,
 any SQLAlchemy URL), or several. A bad input is one line on stderr and exit code 2.
+
+``python -m rnnbench.report --fidelity FOLDER [--out DIR]``: the fidelity table of the reproduction
+folders in FOLDER (``rnnbench.report.fidelity``), written to DIR/README.md (DIR defaults to FOLDER);
+prints its path.
 """
 
 from __future__ import annotations
@@ -21,11 +25,40 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def wants_fidelity(argv) -> bool:
+    return any(arg == "--fidelity" or arg.startswith("--fidelity=") for arg in argv)
+
+
+def fidelity_main(argv) -> int:
+    parser = Parser(
+        prog=f"python -m {PROG} --fidelity",
+        description="The fidelity table (every claim of the papers against our reproductions) of the "
+        "reproduction folders in FOLDER, written to README.md.",
+    )
+    parser.add_argument("--fidelity", required=True, metavar="FOLDER", help="folder of reproduction folders")
+    parser.add_argument("--out", help="folder for README.md (default: FOLDER itself)")
+    args = parser.parse_args(argv)
+    from rnnbench.report.fidelity import write_fidelity
+
+    try:
+        path = write_fidelity(args.fidelity, args.out)
+    except ReportError as problem:
+        print(f"{PROG}: error: {problem}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if wants_fidelity(argv):
+        return fidelity_main(argv)
     parser = Parser(
         prog=f"python -m {PROG}",
         description="A search's report (Markdown, self-contained HTML, CSV tables, PNG and SVG figures) "
         "from its run files and Optuna studies.",
+        epilog=f"Also: python -m {PROG} --fidelity FOLDER [--out DIR], the fidelity table of the "
+        "reproduction folders in FOLDER.",
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="results folders and/or study storages")
     parser.add_argument("--out", required=True, help="folder for report.md, report.html, CSV and figures")

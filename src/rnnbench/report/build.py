@@ -1,12 +1,15 @@
 """``make_report(inputs, out)``: read the trials, compute the tables, draw the figures, write the report.
 
 Writes into ``out``: ``report.md``, ``report.html`` (self-contained), ``table-*.csv``, and each figure
-as ``<name>.png`` and ``<name>.svg``. Returns the paths written.
+as ``<name>.png`` and ``<name>.svg``. Returns the paths written. Each file is put in place whole; a file
+that cannot be written (disk full, read-only folder) is one line (``render.writing``).
 """
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from pathlib import Path
 
 from tqdm import tqdm
@@ -48,7 +51,7 @@ def make_report(
         ("table-run-facts.csv", facts),
         ("table-importance.csv", fanova),
     ):
-        table.to_csv(out / name, index=False)
+        render.write(out / name, table.to_csv(index=False))
         written.append(out / name)
 
     few = {(r.task, r.cell) for r in jozefowicz.itertuples() if r.few_trials}
@@ -64,14 +67,36 @@ def make_report(
             (f"curves-{task}", lambda t=task: figures.curves(frame, t)),
         ]
     drawn = set()
-    for stem, draw in tqdm(drawings, desc="figures", unit="fig", disable=None, leave=False):
-        fig = draw()
-        if fig is not None:
-            written += figures.save(fig, out, safe(stem))
-            drawn.add(safe(stem))
+    with render.writing(out / ".report-figures"):  # figures are drawn here, then renamed into place
+        staging = tempfile.TemporaryDirectory(prefix=".report-figures-", dir=out)
+    with staging:
+        for stem, draw in tqdm(drawings, desc="figures", unit="fig", disable=None, leave=False):
+            fig = draw()
+            if fig is not None:
+                written += [place(path, out) for path in save_figure(fig, Path(staging.name), safe(stem))]
+                drawn.add(safe(stem))
 
     options = {"baseline": baseline, "min_trials": min_trials, "fraction": fraction}
     blocks = document.build(trials, jozefowicz, greff, facts, fanova, drawn, options)
-    (out / "report.md").write_text(render.markdown(blocks))
-    (out / "report.html").write_text(render.html_page(blocks, out))
+    render.write(out / "report.md", render.markdown(blocks))
+    render.write(out / "report.html", render.html_page(blocks, out))
     return [out / "report.md", out / "report.html", *written]
+
+
+def save_figure(fig, staging: Path, stem: str) -> list[Path]:
+    """The figure's PNG and SVG, drawn in ``staging``; a failure names the file that failed."""
+    failing = staging.parent / f"{stem}.png"
+    try:
+        return figures.save(fig, staging, stem)
+    except Exception:
+        if (staging / f"{stem}.svg").exists():  # the PNG was written: the SVG failed
+            failing = failing.with_suffix(".svg")
+        with render.writing(failing, staging / f"{stem}.png", staging / f"{stem}.svg"):
+            raise
+
+
+def place(staged: Path, out: Path) -> Path:
+    """Renames a file drawn in the staging folder over its place in ``out``."""
+    with render.writing(out / staged.name, staged):
+        os.replace(staged, out / staged.name)
+    return out / staged.name

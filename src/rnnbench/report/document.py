@@ -95,6 +95,9 @@ def jozefowicz_display(table: pd.DataFrame) -> pd.DataFrame:
         )
         line[f"{row['task']} paper"] = paper
         line[f"{row['task']} Δ"] = fmt(row["difference"], 3)
+        if not math.isnan(row.get("oracle", math.nan)):
+            ceilings = f"oracle {fmt(row['oracle'])}, memoryless {fmt(row['memoryless'])}"
+            line[f"{row['task']} ceilings"] = ceilings
     frame = pd.DataFrame(list(wide.values())).fillna("")
     return frame
 

@@ -1,14 +1,23 @@
 """The report's blocks as ``report.md`` (figures linked as PNG files beside it) and as one self-contained
-``report.html`` (figures embedded as base64 PNG, styles inline: it opens offline, alone)."""
+``report.html`` (figures embedded as base64 PNG, styles inline: it opens offline, alone).
+
+``write`` and ``writing`` put each file of the report in place whole (written beside it, then renamed
+over it); a file that cannot be written (disk full, quota, read-only folder) is a one-line
+``ReportError`` naming the file, its folder and the free space there, and leaves the folder's other
+files as they were."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
+import os
 import re
 from pathlib import Path
 
 from rnnbench.report.document import Heading, Image, Table, Text
+from rnnbench.report.load import ReportError
+from rnnbench.write_errors import diagnose, discard
 
 BOLD = re.compile(r"^\*\*(.*)\*\*$")
 CODE = re.compile(r"`([^`]+)`")
@@ -111,3 +120,30 @@ def html_page(blocks: list, out: Path) -> str:
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
         f"<style>{CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
     )
+
+
+def write(path: Path, text: str) -> None:
+    """Writes one file of the report whole; a failure to write is a one-line ``ReportError``."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with writing(path, tmp):
+        tmp.write_text(text)
+        os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def writing(path: Path, *temporary: Path):
+    """A write of ``path`` (through the ``temporary`` files, removed however it fails): a failure to
+    write becomes a one-line ``ReportError``."""
+    try:
+        yield
+    except BaseException as error:
+        for tmp in temporary:
+            discard(tmp)
+        found = diagnose(error, path) if isinstance(error, OSError | RuntimeError) else None
+        if found is None:
+            raise
+        cause, fix = found
+        raise ReportError(
+            f"could not write {path.name} in {path.parent} ({cause}); the report's inputs are untouched: "
+            f"{fix} and run the same command again"
+        ) from error

@@ -2,7 +2,9 @@
 writers format them) so that the CSV files hold full precision.
 
 * ``jozefowicz``: the test value of the trial with the best validation headline, beside the published
-  value, the difference and the best cell of each task (Jozefowicz et al. 2015, their search tables).
+  value, the difference and the best cell of each task (Jozefowicz et al. 2015, their search tables);
+  for the synthetic tasks the ceilings computed from the generator at the runs' task options
+  (``rnnbench.tasks.ceilings``: the oracle and the memoryless predictor's accuracy).
 * ``greff``: mean, median over all complete trials and over the best 10% by validation; the
   validation-selected best; Welch's t-test of both samples against a baseline cell (Greff et al. 2017).
 * ``run_facts``: sizes, trial counts by outcome, wall time, devices. ``trials`` counts those that
@@ -13,12 +15,15 @@ writers format them) so that the CSV files hold full precision.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 
 from rnnbench.report import paper_results
+from rnnbench.report.load import read_config
 from rnnbench.report.paper_results import GREFF_CELLS
 from rnnbench.report.stats import SIGNIFICANCE, best_by_validation, scored, top_fraction, welch
+from rnnbench.tasks.ceilings import ceilings
 
 JOZEFOWICZ_ORDER = ("tanh", "lstm", "lstm_f", "lstm_i", "lstm_o", "lstm_b", "gru", "mut1", "mut2", "mut3")
 CELL_ORDER = JOZEFOWICZ_ORDER + GREFF_CELLS + ("gf_tanh", "gf_gru", "gf_lstm")
@@ -47,6 +52,17 @@ def groups(frame: pd.DataFrame):
             yield task, cell, in_task[in_task["cell"] == cell]
 
 
+def task_ceilings(task: str, metric: str, trials: pd.DataFrame) -> dict:
+    """The ceilings of ``metric`` on a synthetic task, for the task options of the first of ``trials``
+    whose run folder is at hand; {} for other tasks and metrics."""
+    for run_dir in trials["run_dir"].dropna():
+        config = read_config(Path(run_dir) / "config.yaml")
+        if config.get("task"):
+            found = ceilings(task, config["task"])
+            return {k: found[k] for k in ("oracle", "memoryless") if metric == "acc" and k in found}
+    return {}
+
+
 def jozefowicz(frame: pd.DataFrame, min_trials: int) -> pd.DataFrame:
     rows = []
     for task, cell, trials in groups(frame):
@@ -57,6 +73,7 @@ def jozefowicz(frame: pd.DataFrame, min_trials: int) -> pd.DataFrame:
             task, cell, metric, "best 10%"
         )
         value = float(best["test"]) if best is not None else math.nan
+        ceiling = task_ceilings(task, metric, trials)
         rows.append(
             {
                 "task": task,
@@ -74,6 +91,8 @@ def jozefowicz(frame: pd.DataFrame, min_trials: int) -> pd.DataFrame:
                 "paper_setting": paper.setting if paper else None,
                 "paper_source": paper.source if paper else None,
                 "difference": paper.difference(value) if paper and not math.isnan(value) else math.nan,
+                "oracle": ceiling.get("oracle", math.nan),
+                "memoryless": ceiling.get("memoryless", math.nan),
             }
         )
     table = pd.DataFrame(rows)

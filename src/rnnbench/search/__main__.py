@@ -6,7 +6,9 @@
     python -m rnnbench.search prepare ... / worker ...         # the two halves, for machines of your own
 
 Running the same command again continues the study: trials that ended are kept, killed ones continue
-from their checkpoints. A mistake on the command line is one line on stderr and exit code 2.
+from their checkpoints. The command returns once every cell's study holds search.n_trials outcomes
+(waiting out the heartbeats of trials still RUNNING, and retrying killed workers' trials), or exits 1
+with one line saying what is left. A mistake on the command line is one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import optuna
 
 from rnnbench.errors import ConfigError
 from rnnbench.search.trial import WorkerStopped
+from rnnbench.write_errors import EXIT_CODE as WRITE_FAILED
+from rnnbench.write_errors import RunFileError, storage_write_error
 
 
 def error(message) -> None:
@@ -54,7 +58,7 @@ def prepare(argv: list[str]):
 def run(argv: list[str]) -> int:
     from rnnbench.search.launch import run_pool
     from rnnbench.search.status import print_status
-    from rnnbench.search.study import storage_url
+    from rnnbench.search.study import shortfall, storage_url
     from rnnbench.search.worker import open_studies
 
     search = prepare(argv)
@@ -72,9 +76,24 @@ def run(argv: list[str]) -> int:
     else:
         studies, storage = open_studies(search)
         code = run_pool(search, studies, storage)
-    print_status(open_studies(search)[1])
+    studies, storage = open_studies(search)
+    print_status(storage)
     print(f"storage: {storage_url(cfg.search.storage, cfg.results_dir)}")
+    left = shortfall(studies, cfg.search.n_trials)  # the command ends with n_trials outcomes, or says so
+    if left is not None:
+        sys.stdout.flush()  # the line comes last
+        print(f"rnnbench.search: {left}", file=sys.stderr)
+        return code or 1
     return code
+
+
+def storage_of(argv: list[str]) -> str:
+    """The storage URL the command line names (for messages about it): ``search.storage``, else the
+    SQLite file under ``results_dir``."""
+    from rnnbench.search.study import storage_url
+
+    given = dict(a.split("=", 1) for a in argv if "=" in a)
+    return storage_url(given.get("search.storage"), given.get("results_dir", "results"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -102,6 +121,9 @@ def main(argv: list[str] | None = None) -> None:
             code = 0
         else:
             code = run(rest)
+    except RunFileError as problem:  # a trial's run file could not be written (disk full, read-only)
+        error(problem)
+        sys.exit(WRITE_FAILED)
     except ConfigError as problem:
         error(problem)
         sys.exit(2)
@@ -109,6 +131,13 @@ def main(argv: list[str] | None = None) -> None:
         name = str(stop) if isinstance(stop, WorkerStopped) else "SIGINT"
         error(f"stopped ({name}); trials in progress were saved: run the same command again to continue")
         sys.exit(128 + getattr(signal.Signals, name, signal.SIGINT).value)
+    except Exception as problem:  # the study storage could not be written: one line, the trials are kept
+        # (after the clause above: WorkerStopped is an Exception too)
+        line = storage_write_error(problem, storage_of(argv))
+        if line is None:
+            raise
+        error(line)
+        sys.exit(WRITE_FAILED)
     sys.exit(code)
 
 

@@ -21,7 +21,15 @@ import optuna
 from tqdm import tqdm
 
 from rnnbench.search.command import Search, threads_per_worker, visible_gpus, worker_count
-from rnnbench.search.study import counts
+from rnnbench.search.study import (
+    all_draw_states,
+    claim_lock,
+    counts,
+    fail_stale_trials,
+    fail_unbeating,
+    heartbeats,
+    running_trials,
+)
 from rnnbench.search.trial import WorkerStopped
 
 
@@ -68,21 +76,38 @@ def update(bar: tqdm, studies: list[optuna.Study]) -> None:
 
 
 def run_pool(search: Search, studies: list[optuna.Study], storage) -> int:
-    """Runs the workers until the queue is empty; returns the exit code."""
+    """Runs the workers until the queue is empty, then waits for trials still RUNNING (other machines'
+    workers, or killed workers whose heartbeats have yet to go stale) and runs the workers again on those
+    queued again; returns the exit code (``shortfall`` says what is left where it ends short)."""
     workers = worker_count(search.cfg)
     total = search.cfg.search.n_trials * len(studies)
     name = f"{search.cfg.search.name} on {search.cfg.task.name}"
     bar = tqdm(total=total, initial=progress(studies)[0], desc=name, unit="trial", dynamic_ncols=True)
+    n_trials = search.cfg.search.n_trials
+    try:
+        while True:
+            before = all_draw_states(studies, n_trials)
+            code = run_workers(search, studies, storage, workers, bar)
+            stuck = before["waiting"] and all_draw_states(studies, n_trials) == before  # took none of them
+            if code != 0 or stuck:
+                return code
+            if not wait_for_running(search, studies, storage, bar):
+                return 0
+    finally:
+        update(bar, studies)
+        bar.close()
+
+
+def run_workers(search: Search, studies: list[optuna.Study], storage, workers: int, bar: tqdm) -> int:
+    """One round: the workers take queued trials until none is left; the exit code of a worker that
+    failed, else 0 (a worker killed by a signal, its trial retried, is not a failure here)."""
     if workers == 1:  # in this process: no start-up cost, and tests see it directly
         from rnnbench.search.worker import work
 
         def on_trial(*_):
             update(bar, studies)
 
-        try:
-            work(studies, search.configs, storage, threads_per_worker(search.cfg, 1), on_trial)
-        finally:
-            bar.close()
+        work(studies, search.configs, storage, threads_per_worker(search.cfg, 1), on_trial)
         return 0
     processes = start_workers(search, workers)
     terminated = []
@@ -105,9 +130,53 @@ def run_pool(search: Search, studies: list[optuna.Study], storage) -> int:
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
-        update(bar, studies)
-        bar.close()
     if terminated:
         raise WorkerStopped("SIGTERM")
-    failed = [p.returncode for p in processes if p.returncode != 0]
+    failed = [p.returncode for p in processes if p.returncode > 0]
     return failed[0] if failed else 0
+
+
+def stop_on_sigterm(signum, frame):
+    raise WorkerStopped("SIGTERM")
+
+
+def wait_for_running(search: Search, studies: list[optuna.Study], storage, bar: tqdm) -> bool:
+    """Waits while trials are RUNNING and no local worker runs: a live worker's (another launcher's, a
+    SLURM job's) until it ends, a killed worker's until its heartbeat is stale and
+    ``fail_stale_trials`` queues it again. True when trials are queued (run the workers again); False
+    when none is running, or when no heartbeat moved for the grace period and three beats more
+    (``shortfall`` then counts them as running elsewhere). A storage without heartbeats (a journal
+    file) cannot tell a live worker from a dead one: no wait there."""
+    n_trials, every = search.cfg.search.n_trials, search.cfg.search.heartbeat_s
+    if not hasattr(storage, "record_heartbeat") or not all_draw_states(studies, n_trials)["running"]:
+        return False
+    patience, poll = 5 * every, min(5.0, max(0.5, every / 2))  # grace (2 beats) + 3 beats
+    seen, moved = None, time.monotonic()
+    previous = signal.signal(signal.SIGTERM, stop_on_sigterm)
+    try:
+        while True:
+            with claim_lock(storage):
+                for study in studies:
+                    fail_stale_trials(study)  # a killed worker's trial: failed and queued again
+            found = all_draw_states(studies, n_trials)
+            update(bar, studies)
+            if found["waiting"]:
+                return True
+            if not found["running"]:
+                return False
+            running = running_trials(studies, storage, n_trials)
+            beats = heartbeats(storage, running)
+            now = {trial_id: beats.get(trial_id) for trial_id in running}
+            if now != seen:
+                seen, moved = now, time.monotonic()
+            elif time.monotonic() - moved > patience:
+                never = [trial_id for trial_id, beat in now.items() if beat is None]
+                for trial_id in never:  # taken by a worker that died before its first beat
+                    fail_unbeating(running[trial_id][0], storage, trial_id)
+                if not never:
+                    return False
+                continue
+            bar.set_postfix_str(f"waiting for {found['running']} running elsewhere", refresh=True)
+            time.sleep(poll)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -28,6 +28,7 @@ from rnnbench.search.space import draws, parse_space
 from rnnbench.tasks import TASKS
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+RUNNING, WAITING = optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING
 
 
 @contextmanager
@@ -170,6 +171,91 @@ def counts(study: optuna.Study) -> dict:
             key = {"COMPLETE": "complete", "PRUNED": "pruned", "RUNNING": "running", "WAITING": "waiting"}
             found[key[state.name]] += 1
     return found
+
+
+def has_outcome(trial: optuna.trial.FrozenTrial) -> bool:
+    """Completed, pruned, or failed for a reason of its own (not a killed or stopped worker's trial)."""
+    state = trial.state
+    return state in FINISHED and (state != optuna.trial.TrialState.FAIL or "outcome" in trial.user_attrs)
+
+
+def draw_states(study: optuna.Study, n_trials: int) -> dict[str, int]:
+    """The study's draws below ``n_trials`` by where they stand: ``done`` (a trial with an outcome),
+    ``running``, ``waiting`` (queued), ``exhausted`` (its killed trials' retries ran out: the next launch
+    queues it again)."""
+    trials: dict[int, list] = {}
+    for t in study.get_trials(deepcopy=False):
+        draw = t.user_attrs.get("draw")
+        if draw is not None and draw < n_trials:
+            trials.setdefault(draw, []).append(t)
+    found = {"done": 0, "running": 0, "waiting": 0, "exhausted": 0}
+    for draw in range(n_trials):
+        held = trials.get(draw, [])
+        states = {t.state for t in held}
+        if any(has_outcome(t) for t in held):
+            found["done"] += 1
+        else:
+            found["running" if RUNNING in states else "waiting" if WAITING in states else "exhausted"] += 1
+    return found
+
+
+def all_draw_states(studies: list[optuna.Study], n_trials: int) -> dict[str, int]:
+    found = {"done": 0, "running": 0, "waiting": 0, "exhausted": 0}
+    for study in studies:
+        for key, value in draw_states(study, n_trials).items():
+            found[key] += value
+    return found
+
+
+def shortfall(studies: list[optuna.Study], n_trials: int) -> str | None:
+    """One line on what is left where the studies hold fewer than ``n_trials`` outcomes each; else None."""
+    found, total = all_draw_states(studies, n_trials), n_trials * len(studies)
+    if found["done"] >= total:
+        return None
+    parts = [f"{found['running']} running elsewhere", f"{found['exhausted']} failed after retries"]
+    if found["waiting"]:
+        parts.append(f"{found['waiting']} queued")
+    return (f"{total - found['done']} of {total} trials have no outcome yet ({', '.join(parts)}); "
+            "run the same command again to continue")  # fmt: skip
+
+
+def running_trials(studies: list[optuna.Study], storage, n_trials: int) -> dict[int, tuple]:
+    """The RUNNING trials of draws below ``n_trials``: storage trial id -> (study, trial number)."""
+    running = {}
+    for study in studies:
+        study_id = storage.get_study_id_from_name(study.study_name)
+        for t in study.get_trials(deepcopy=False, states=(RUNNING,)):
+            if t.user_attrs.get("draw", 0) < n_trials:
+                trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+                running[trial_id] = (study, t.number)
+    return running
+
+
+def heartbeats(storage, trial_ids) -> dict[int, object]:
+    """The last recorded heartbeat of each of the trials that has one (SQL storages; {} elsewhere)."""
+    engine = getattr(storage, "engine", None)
+    if engine is None or not trial_ids:
+        return {}
+    import sqlalchemy
+
+    query = sqlalchemy.text("SELECT trial_id, heartbeat FROM trial_heartbeats WHERE trial_id IN :ids")
+    query = query.bindparams(sqlalchemy.bindparam("ids", expanding=True))
+    with engine.connect() as connection:
+        return {row[0]: row[1] for row in connection.execute(query, {"ids": list(trial_ids)})}
+
+
+def fail_unbeating(study: optuna.Study, storage, trial_id: int) -> None:
+    """A RUNNING trial that never recorded a heartbeat (its worker died between taking it and its first
+    beat, so it never goes stale): failed and queued again, as a stale trial is."""
+    try:
+        if not storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL):
+            return
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return  # it ended meanwhile
+    callback = storage.get_heartbeat_stale_trial_callback()
+    if callback is not None:
+        with experimental_api():
+            callback(study, storage.get_trial(trial_id))
 
 
 def pruner(cfg: DictConfig) -> optuna.pruners.BasePruner:

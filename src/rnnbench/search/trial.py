@@ -28,6 +28,7 @@ from rnnbench.lock import RunInUse
 from rnnbench.runtime import derived_seed
 from rnnbench.search.space import config_values, parse_space, suggest
 from rnnbench.search.study import experimental_api
+from rnnbench.write_errors import RunFileError
 
 SUMMARY_ATTRS = ("num_params", "hidden_size", "num_layers", "wall_s", "steps", "epochs", "device", "headline")
 
@@ -146,8 +147,8 @@ def run_population(study: optuna.Study, trials: list[optuna.Trial], base: DictCo
 def failed(study: optuna.Study, one: Setup, problem: Exception) -> str:
     if isinstance(problem, RunInUse):  # another worker runs this very trial: it will tell the study
         return "taken"
-    if isinstance(problem, DataError):  # this machine lacks the data: another worker may have it
-        requeue(study, one.trial)
+    if isinstance(problem, (DataError, RunFileError)):  # this machine lacks the data or the disk space:
+        requeue(study, one.trial)  # the trial goes back to the queue and this worker stops with one line
         raise problem
     if isinstance(problem, ConfigError):
         return fail(study, one.trial, "rejected", str(problem))

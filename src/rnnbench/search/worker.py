@@ -50,6 +50,8 @@ def take_queued(studies: list[optuna.Study], storage, count: int) -> tuple[int, 
         except optuna.exceptions.UpdateFinishedTrialError:
             taken = False  # another worker took it and has already finished it
         if taken:
+            if hasattr(storage, "record_heartbeat"):  # at once: a trial without one never goes stale
+                storage.record_heartbeat(trial_id)
             chosen = index
             trials.append(optuna.Trial(study, trial_id))
             ids.append(trial_id)

@@ -10,9 +10,10 @@ between successive input characters (the ``=`` included) sit 0..max_distractors 
 predicts the answer one character at a time; training uses teacher forcing.
 
 Metrics: ``acc``, per-character accuracy on the answer characters (end symbol included) under
-teacher forcing (the paper's accuracy, our reading); ``exact``, the fraction of whole answers right under
-greedy decoding; ``loss``, cross-entropy per answer character. Batching, splits and metrics are those
-of every prompt-then-answer task (``rnnbench.tasks.prompt_answer``).
+teacher forcing (the headline: the paper's accuracy, our reading; the paper does not say whether it
+counted an end symbol); ``acc_no_end``, the same without the end symbol; ``exact``, the fraction of
+whole answers right under greedy decoding; ``loss``, cross-entropy per answer character. Batching,
+splits and metrics are those of every prompt-then-answer task (``rnnbench.tasks.prompt_answer``).
 """
 
 from __future__ import annotations
@@ -70,3 +71,9 @@ class ArithmeticTask(PromptAnswerTask):
 
     def make_example(self, rng):
         return make_example(rng, *self.options)
+
+    def metric_sums(self, logits, batch):
+        sums = super().metric_sums(logits, batch)
+        digits = batch.mask & (batch.targets != self.index[END])  # answer characters but the end symbol
+        hits = (logits.argmax(-1) == batch.targets) & digits
+        return sums | {"acc_no_end": (hits.sum().float(), digits.sum().float())}

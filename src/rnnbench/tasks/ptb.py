@@ -10,10 +10,12 @@ read in truncated-BPTT windows of ``bptt`` steps. The hidden state is carried fr
 next (the trainer detaches it) and reset at each epoch start; evaluation carries it through the split.
 
 Metrics: ``loss`` = mean negative log-likelihood per predicted token in nats, an exact per-token
-average over the split; ``ptb``: ``ppl`` = exp(loss) (headline, lower is better) and ``score`` =
-1/ppl, the "higher is better" PTB number of Jozefowicz et al.; ``ptb_char``: ``bpc`` = loss / ln 2,
-bits per character (headline). With B evaluation columns the first token of each column and the
-N mod B tokens at the end of the split are not predicted; ``eval_batch_size=1`` scores all but the first.
+average over the split. ``ptb``: ``ppl`` = exp(loss) (headline, lower is better); ``mean_p``, the
+mean probability given to the correct next word, and ``acc``, next-word accuracy of the argmax: the
+two candidates for the "higher is better" PTB number of Jozefowicz et al., which the paper does not
+define. ``ptb_char``: ``bpc`` = loss / ln 2, bits per character (headline). With B evaluation
+columns the first token of each column and the N mod B tokens at the end of the split are not
+predicted; ``eval_batch_size=1`` scores all but the first.
 """
 
 from __future__ import annotations
@@ -107,6 +109,12 @@ class PTBTask(Task):
     def eval_batches(self, split):
         return windows(self.data[split], self.bptt)
 
+    def metric_sums(self, logits, batch):
+        loss, count = self.loss(logits, batch)
+        p_correct = logits.log_softmax(-1).gather(-1, batch.targets[..., None]).exp()
+        hits = logits.argmax(-1) == batch.targets
+        return {"loss": (loss, count), "mean_p": (p_correct.sum(), count), "acc": (hits.sum().float(), count)}
+
     def derived(self, means):
         return self.from_loss(means["loss"])
 
@@ -121,7 +129,7 @@ class PTBTask(Task):
     @staticmethod
     def from_loss(loss: float) -> dict[str, float]:
         ppl = math.exp(loss) if loss < 709 else math.inf  # exp overflows a float above ~709.8
-        return {"ppl": ppl, "score": 1.0 / ppl}
+        return {"ppl": ppl}
 
 
 class PTBCharTask(PTBTask):
@@ -129,6 +137,7 @@ class PTBCharTask(PTBTask):
     dataset = "ptb_char"
     headline = "bpc"
     separator = ""  # sampling: characters are joined directly; "_" marks a word boundary
+    metric_sums = Task.metric_sums  # the loss only: the word-level candidates are not bpc's
 
     def decode(self, ids) -> str:
         text = "".join(" " if self.symbols[k] == "_" else self.symbols[k] for k in ids)

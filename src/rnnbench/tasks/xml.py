@@ -5,15 +5,20 @@ close the most recently opened tag, or stop if no open tags remain. Otherwise, o
 Tag names are random lowercase strings of 2..10 characters (uniform length, uniform letters). Our
 decisions: a document always starts by opening a tag (else half would be empty), and that first
 opening is iteration 0, so tags open only at iterations 0..49 and iteration 50 onwards only closes.
-Each tag sits on its own line, indented by ``indent`` spaces per open tag (our reading of the paper's
-sample)::
+Each tag sits on its own line, with no indentation by default::
 
     <xkw>
-     <svgquspn>
-     </svgquspn>
+    <svgquspn>
+    </svgquspn>
     </xkw>
     <hd>
     </hd>
+
+``indent`` > 0 puts that many spaces per open tag before each line. The paper's layout was not found;
+indentation makes the stream easier than the paper's (an indented line start gives the depth away,
+and with it when a document ends): an lstm at ``indent=1`` scored above the paper's best value for
+every cell after 10 epochs, with closing-tag accuracy 0.155, so the default has none.
+``rnnbench.tasks.ceilings`` computes what a perfect and a memoryless predictor score on each layout.
 
 Documents follow each other in one character stream, laid out as ``batch_size`` parallel columns read
 in windows of ``bptt`` characters with the hidden state carried from window to window (truncated
@@ -40,7 +45,7 @@ from rnnbench.tasks.generated import SPLIT_STREAM
 from rnnbench.tasks.stream import batchify, windows
 
 ALPHABET = "\n <>/" + string.ascii_lowercase
-CLOSING_NAME = re.compile(r"</([a-z]+>)")  # group 1: the characters that need memory
+CLOSING_NAME = re.compile(r"</([a-z]*>?)")  # group 1: the characters that need memory (also cut at the end)
 
 
 def make_document(
@@ -49,7 +54,7 @@ def make_document(
     max_iterations: int = 50,
     min_tag_length: int = 2,
     max_tag_length: int = 10,
-    indent: int = 1,
+    indent: int = 0,
 ) -> str:
     """One document: the paper's random walk over open tags, one tag per line."""
     letters = list(string.ascii_lowercase)
@@ -91,7 +96,7 @@ class XmlTask(Task):
         max_iterations: int = 50,
         min_tag_length: int = 2,
         max_tag_length: int = 10,
-        indent: int = 1,
+        indent: int = 0,
         batch_size: int = 32,
         bptt: int = 35,
         batches_per_epoch: int = 100,
