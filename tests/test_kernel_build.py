@@ -75,7 +75,13 @@ def start(tmp_path: Path, mode: str, sources: list[Path], log: str, **kwargs) ->
     (tmp_path / "script.py").write_text(SCRIPT)
     command = [sys.executable, str(tmp_path / "script.py"), mode, *map(str, sources)]
     out, err = open(tmp_path / f"{log}.out", "w"), open(tmp_path / f"{log}.err", "w")  # noqa: SIM115
-    return subprocess.Popen(command, env=env_for(tmp_path / "ext"), stdout=out, stderr=err, **kwargs)
+    # SIGINT as a terminal gives it: a shell's background job (CI under nohup, `&`) starts with it ignored
+    def default_sigint():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    return subprocess.Popen(
+        command, env=env_for(tmp_path / "ext"), stdout=out, stderr=err, preexec_fn=default_sigint, **kwargs
+    )
 
 
 def wait_for(condition, timeout: float, what: str) -> None:
