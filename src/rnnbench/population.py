@@ -43,6 +43,7 @@ from rnnbench import checkpoint
 from rnnbench.cells import CELLS, GATED_FEEDBACK
 from rnnbench.errors import ConfigError
 from rnnbench.lock import run_lock
+from rnnbench.loggers import open_logger
 from rnnbench.padding import pad, unpad
 from rnnbench.runtime import derived_seed, process_settings, seed_everything
 from rnnbench.schema import validate
@@ -81,7 +82,10 @@ def train_population(cfgs: list[DictConfig], run_dirs: list[str | Path], on_eval
         for run_dir in run_dirs:
             stack.enter_context(run_lock(Path(run_dir)))
         stack.enter_context(process_settings(tc.threads, tc.deterministic))
-        return Population(cfgs, [Path(d) for d in run_dirs], hooks).run()
+        population = Population(cfgs, [Path(d) for d in run_dirs], hooks)
+        for m in population.members:  # trainer.logger: one per member's run directory
+            stack.callback(m.files.close_mirror)
+        return population.run()
 
 
 def member_configs(cfg: DictConfig, run_dir: str | Path) -> tuple[list[DictConfig], list[Path]]:
@@ -394,6 +398,7 @@ class Population:
             else:
                 m.files.start_metrics()
             m.files.write_config(m.cfg)
+            m.files.mirror = open_logger(m.cfg, m.files)  # trainer.logger: each metrics line, live
         self.stack_members([m.stacked_state for m in self.members] if all(restored) else None)
         if all(restored):
             for group in self.groups:

@@ -6,6 +6,8 @@
   metrics, test metrics at the best validation point, seed, device, sizes, versions, wall time.
 * ``model.pt``: the weights with the best validation score, with the resolved config beside them.
 * ``checkpoint.pt``: the state to resume from (``rnnbench.checkpoint``), rewritten at every evaluation.
+* ``tensorboard/``: with ``trainer.logger=tensorboard``, event files mirroring metrics.jsonl as it is
+  written (``RunFiles.mirror``, ``rnnbench.loggers``).
 
 Every write is whole or not at all: a file is written beside its old version and renamed over it, a
 metrics line is appended whole or cut off again. A write that fails (disk full, quota, read-only
@@ -40,6 +42,11 @@ class RunFiles:
         self.config, self.metrics = self.dir / "config.yaml", self.dir / "metrics.jsonl"
         self.summary, self.model = self.dir / "summary.json", self.dir / "model.pt"
         self.checkpoint = self.dir / "checkpoint.pt"
+        self.mirror = None  # a logger (rnnbench.loggers) that sees each metrics line once it is written
+        # this session's metrics lines: those kept from earlier sessions, and the first step whose lines
+        # it writes anew (what a mirror of an earlier session shows from that step on is out of date)
+        self.kept: list[dict] = []
+        self.rewritten_from = 0
 
     def write_config(self, cfg: DictConfig) -> None:
         atomic_write(self.config, OmegaConf.to_yaml(cfg, resolve=True))
@@ -47,6 +54,7 @@ class RunFiles:
     def start_metrics(self) -> None:
         with writing(self.metrics):
             self.metrics.write_text("")
+        self.kept, self.rewritten_from = [], 0
 
     def append_metrics(self, record: dict) -> None:
         """Appends one line, whole: a line the disk had no room for is cut off again."""
@@ -64,12 +72,20 @@ class RunFiles:
                     raise
             finally:
                 os.close(fd)
+        if self.mirror is not None:
+            self.mirror.log_metrics(record)
+
+    def close_mirror(self) -> None:
+        mirror, self.mirror = self.mirror, None
+        if mirror is not None:
+            mirror.close()
 
     def keep_metrics_until(self, step: int, ended: bool = False) -> None:
         """Drops lines written after a checkpoint at ``step``: the resumed run writes them again. A last
         line cut short by a kill is dropped too; any other unreadable line is an error. ``ended``: the
         checkpoint is that of a run that has ended (only its test line and files are left to write), so
-        its evaluation at a limit stays."""
+        its evaluation at a limit stays. ``kept`` and ``rewritten_from`` tell a mirror what changed."""
+        self.kept, self.rewritten_from = [], step + 1
         if not self.metrics.exists():
             return
         lines = [x for x in self.metrics.read_text(errors="replace").splitlines() if x.strip()]
@@ -90,6 +106,8 @@ class RunFiles:
 
         kept = [r for r in records if r["step"] <= step and not redone(r)]
         atomic_write(self.metrics, "".join(to_json(r) + "\n" for r in kept))
+        dropped = [r["step"] for r in records if r["step"] > step or redone(r)]
+        self.kept, self.rewritten_from = kept, min([step + 1, *dropped])
 
     def read_summary(self) -> dict:
         try:

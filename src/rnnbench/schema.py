@@ -136,6 +136,7 @@ SCHEMA: dict[str, dict[str, Key] | Key] = {
         "compile": Key(bool, runtime=True),
         "threads": integer(1, 4096, nullable=True, runtime=True),
         "progress": Key(bool, runtime=True),
+        "logger": choice(None, "tensorboard", runtime=True),  # rnnbench.loggers
         "population": integer(1),
     },
     # python -m rnnbench.search (README "Search"); a single run ignores it. All of it is runtime: how a
@@ -152,6 +153,7 @@ SCHEMA: dict[str, dict[str, Key] | Key] = {
         "study_name": Key(str, nullable=True, runtime=True),
         "seed": integer(0, 2**31 - 1, runtime=True),
         "paired": Key(bool, runtime=True),
+        "sampler": choice("random", "tpe", "cmaes", "gp", runtime=True),  # paired needs random
         "pruner": choice("none", "median", "hyperband", runtime=True),
         "population": integer(1, 1024, runtime=True),
         "retries": integer(0, 100, runtime=True),
@@ -213,6 +215,11 @@ def validate(cfg: DictConfig, values: bool = True) -> None:
         else:
             validate_group(name, entry, plain[name], values)
     validate_task(plain.get("task"), values)
+    logger = plain["trainer"].get("logger") if isinstance(plain.get("trainer"), dict) else None
+    if values and logger is not None:  # the package it needs: one line naming what to install
+        from rnnbench.loggers import check_available
+
+        check_available(logger)
 
 
 def validate_group(group: str, keys: dict[str, Key], values: dict, check_values: bool = True) -> None:

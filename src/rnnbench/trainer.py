@@ -34,6 +34,7 @@ from rnnbench.budget import configured_budget
 from rnnbench.device import resolve_device
 from rnnbench.errors import ConfigError
 from rnnbench.lock import run_lock
+from rnnbench.loggers import open_logger
 from rnnbench.model import build_model, count_parameters
 from rnnbench.optim import base_learning_rate, build_optimizer
 from rnnbench.progress import Progress, better, divergence, limit_reached
@@ -163,6 +164,8 @@ class Trainer:
             told = failure.then(resume_hint(failure.fix, self.saved_step))
             self.record_write_failure(told)
             raise told from failure.__cause__
+        finally:
+            self.files.close_mirror()
 
     def run_files(self) -> dict:
         self.started = time.perf_counter()
@@ -178,6 +181,7 @@ class Trainer:
         else:
             self.files.start_metrics()
         self.files.write_config(self.cfg)  # a resumed run may have raised a limit
+        self.files.mirror = open_logger(self.cfg, self.files)  # trainer.logger: each metrics line, live
         if p.status == "running":
             with StopSignal() as stop:
                 self.loop(stop)

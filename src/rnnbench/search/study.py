@@ -7,6 +7,13 @@ ends with exactly that many trials that ran to an outcome, however many workers 
 often they are killed: a killed worker's trial is failed by its stale heartbeat and queued again
 (``search.retries`` times), and a draw whose retries ran out is queued again by the next launch.
 
+``search.sampler``: ``random`` queues each draw with its values, the first ``n_trials`` draws of a seeded
+``RandomSampler`` (the papers' design; the only one that can pair cells). An adaptive sampler (``tpe``,
+``cmaes``, ``gp``) cannot know its draws up front, as they depend on the results so far: its draws are
+queued without values, and the worker that takes one asks the sampler for them then (``propose``), under
+the same claim, so the queue keeps the counts exact. A proposed trial stores its values at once: its
+retry after a kill trains the same values and continues from its checkpoint.
+
 Storage (``search.storage``): null = SQLite at ``<results_dir>/studies.db``; a path ending in ``.db``
 (SQLite); a path ending in ``.log`` or ``.jsonl`` (Optuna's journal file, for a shared filesystem
 without a database server; it has no heartbeats); any SQLAlchemy URL (``postgresql+psycopg://...``).
@@ -24,7 +31,8 @@ import optuna
 from omegaconf import DictConfig
 
 from rnnbench.errors import ConfigError
-from rnnbench.search.space import draws, parse_space
+from rnnbench.runtime import derived_seed
+from rnnbench.search.space import draws, parse_space, suggest
 from rnnbench.tasks import TASKS
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
@@ -113,13 +121,75 @@ def direction(task_name: str) -> str:
     return "maximize" if TASKS[task_name].higher_is_better else "minimize"
 
 
+SAMPLERS = ("random", "tpe", "cmaes", "gp")
+
+
+def check_sampler(cfg: DictConfig) -> None:
+    """``search.sampler`` with ``search.paired``: only random draws can be paired; one line otherwise."""
+    name, paired = cfg.search.get("sampler", "random"), cfg.search.paired
+    if name != "random" and paired:
+        raise ConfigError(f"search.sampler={name} is not valid with search.paired=true (paired cells train "
+                          "the same draws, queued up front); choose search.sampler=random, or "
+                          f"search.paired=false for {name}")  # fmt: skip
+    if name == "cmaes":
+        try:
+            import cmaes  # noqa: F401
+        except ImportError:
+            raise ConfigError("search.sampler=cmaes needs the cmaes package: pip install cmaes") from None
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    """A fresh sampler of ``search.sampler`` (Optuna's defaults: TPE and GP sample their first 10 trials at
+    random, CMA-ES its first; dimensions CMA-ES cannot handle, such as choices, are drawn at random)."""
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    with experimental_api():
+        if name == "tpe":
+            return optuna.samplers.TPESampler(seed=seed)  # multivariate: Optuna 5's default
+        if name == "cmaes":
+            return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+        if name == "gp":
+            return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
+    raise ConfigError(f"search.sampler={name!r} is not valid; choose one of: {', '.join(SAMPLERS)}")
+
+
+def sampler_seed(study_seed: int, number: int) -> int:
+    """The seed of the sampler that proposes trial ``number``: the study's seed and the trial's number, so
+    no two proposals share a seed, and a resumed study does not propose its first points again (a
+    seeded sampler started anew repeats its sequence)."""
+    return derived_seed(study_seed, 2_000_000 + number)
+
+
+def propose(study: optuna.Study, storage, trial_id: int, distributions: dict, name: str,
+            frozen: optuna.trial.FrozenTrial | None = None) -> None:  # fmt: skip
+    """Fills in the values a taken trial does not hold yet (an adaptive sampler's queued draw) with the
+    proposal of sampler ``name`` given the study's trials so far (running ones included: TPE's constant
+    liar), and tags the trial with the sampler. The values are stored at once; a trial that holds them
+    all (a random draw, a retry) is left as it is. ``frozen``: the trial as it was queued, if at hand."""
+    frozen = frozen if frozen is not None else storage.get_trial(trial_id)
+    fixed = frozen.system_attrs.get("fixed_params", {})
+    if all(key in frozen.params or key in fixed for key in distributions):
+        return
+    seed = sampler_seed(study.user_attrs.get("seed", 0), frozen.number)
+    # a Study object of its own: the sampler sees the storage as it is now (a Study caches its trials)
+    fresh = optuna.load_study(study_name=study.study_name, storage=storage, sampler=make_sampler(name, seed))
+    fresh.get_trials(deepcopy=False, states=(RUNNING,))  # Optuna's trial cache learns of this trial
+    trial = optuna.Trial(fresh, trial_id)
+    for key, distribution in distributions.items():
+        suggest(trial, key, distribution)
+    trial.set_user_attr("sampler", name)
+
+
 def cell_seed(cfg: DictConfig, index: int) -> int:
     """The sampler seed of the cell at ``index``: one for all cells when paired."""
     return cfg.search.seed if cfg.search.paired else cfg.search.seed + 1000003 * (index + 1)
 
 
 def prepare(cfg: DictConfig, cells: list[str], storage) -> list[optuna.Study]:
-    """Creates (or reopens) each cell's study and queues the draws it does not hold yet."""
+    """Creates (or reopens) each cell's study and queues the draws it does not hold yet: with values
+    (``search.sampler=random``), or to be proposed by the worker that takes them (adaptive samplers)."""
+    check_sampler(cfg)
+    sampler = cfg.search.get("sampler", "random")
     distributions = parse_space(cfg.search.space)
     drawn: dict[int, list[dict]] = {}  # by sampler seed: paired cells share one list of draws
     task, studies = TASKS[cfg.task.name], []
@@ -130,7 +200,7 @@ def prepare(cfg: DictConfig, cells: list[str], storage) -> list[optuna.Study]:
         attrs = {"task": cfg.task.name, "cell": cell, "search": cfg.search.name,
                  "headline": f"valid/{task.headline}", "higher_is_better": task.higher_is_better,
                  "n_trials": cfg.search.n_trials, "paired": cfg.search.paired,
-                 "seed": seed}  # fmt: skip
+                 "seed": seed, "sampler": sampler}  # fmt: skip
         for key, value in attrs.items():
             study.set_user_attr(key, value)
         with experimental_api():
@@ -138,13 +208,35 @@ def prepare(cfg: DictConfig, cells: list[str], storage) -> list[optuna.Study]:
         with claim_lock(storage):
             fail_stale_trials(study)  # killed workers' trials: failed and queued again
         held = draws_held(study)
+        if sampler != "random":
+            queue_proposals(study, cfg.search.n_trials, held)
+            studies.append(study)
+            continue
         if seed not in drawn:
             drawn[seed] = draws(distributions, cfg.search.n_trials, seed)
         for draw, params in enumerate(drawn[seed]):
             if draw not in held:
-                study.enqueue_trial(params, user_attrs={"draw": draw})
+                study.enqueue_trial(params, user_attrs={"draw": draw, "sampler": "random"})
         studies.append(study)
     return studies
+
+
+def queue_proposals(study: optuna.Study, n_trials: int, held: set[int]) -> None:
+    """Queues the draws below ``n_trials`` the study does not hold, without values (the worker that takes
+    one has the sampler propose them); a draw whose killed trials' retries ran out is queued again with
+    the values it was proposed, so that it continues from its checkpoint."""
+    proposed: dict[int, optuna.trial.FrozenTrial] = {}
+    for t in study.get_trials(deepcopy=False):
+        draw = t.user_attrs.get("draw")
+        if draw is not None and t.params and (draw not in proposed or t.number > proposed[draw].number):
+            proposed[draw] = t
+    for draw in range(n_trials):
+        if draw in held:
+            continue
+        last, attrs = proposed.get(draw), {"draw": draw}
+        if last is not None and "sampler" in last.user_attrs:
+            attrs["sampler"] = last.user_attrs["sampler"]
+        study.enqueue_trial(dict(last.params) if last is not None else {}, user_attrs=attrs)
 
 
 def draws_held(study: optuna.Study) -> set[int]:

@@ -5,7 +5,9 @@ studies. Taking a trial is the storage's atomic WAITING -> RUNNING update, so no
 same trial. Among the queued trials of all cells the lowest draw goes first, so cells advance together
 and a study stopped early holds comparable numbers of trials per cell. While a trial trains, a thread
 records the worker's heartbeat; a worker that stops beating (killed) has its trial failed and queued
-again by the next worker that looks (``optuna.storages.fail_stale_trials``).
+again by the next worker that looks (``optuna.storages.fail_stale_trials``). With an adaptive
+``search.sampler`` a queued draw has no values yet: the worker that takes it has the sampler propose them
+from the study's trials so far, while it still holds the claim (``rnnbench.search.study.propose``).
 """
 
 from __future__ import annotations
@@ -16,21 +18,25 @@ from contextlib import contextmanager
 import optuna
 from omegaconf import DictConfig
 
-from rnnbench.search.study import claim_lock, fail_stale_trials
+from rnnbench.search.space import parse_space
+from rnnbench.search.study import claim_lock, fail_stale_trials, propose
 from rnnbench.search.trial import run_population, run_trial
 
 WAITING, RUNNING = optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING
 
 
-def take(studies: list[optuna.Study], storage, count: int = 1) -> tuple[int, list, list[int]] | None:
+def take(studies: list[optuna.Study], storage, count: int = 1,
+         configs: list[DictConfig] | None = None) -> tuple[int, list, list[int]] | None:  # fmt: skip
     """(index of a study, up to ``count`` of its queued trials now RUNNING for this worker, their storage
-    ids), or None when nothing is queued."""
+    ids), or None when nothing is queued. With ``configs`` (one per study), a taken trial without values
+    gets them from the study's ``search.sampler``."""
     with claim_lock(storage):
-        return take_queued(studies, storage, count)
+        return take_queued(studies, storage, count, configs)
 
 
-def take_queued(studies: list[optuna.Study], storage, count: int) -> tuple[int, list, list[int]] | None:
-    queued = []
+def take_queued(studies: list[optuna.Study], storage, count: int,
+                configs: list[DictConfig] | None = None) -> tuple[int, list, list[int]] | None:  # fmt: skip
+    queued, listed = [], {}
     for index, study in enumerate(studies):
         fail_stale_trials(study)
         wanted = study.user_attrs.get("n_trials")  # draws queued for a larger n_trials stay queued
@@ -38,6 +44,7 @@ def take_queued(studies: list[optuna.Study], storage, count: int) -> tuple[int, 
             draw = t.user_attrs.get("draw", 0)
             if wanted is None or draw < wanted:
                 queued.append((draw, index, t.number))
+                listed[index, t.number] = t
     chosen, trials, ids = None, [], []
     for _, index, number in sorted(queued):
         if chosen is not None and index != chosen:
@@ -52,6 +59,10 @@ def take_queued(studies: list[optuna.Study], storage, count: int) -> tuple[int, 
         if taken:
             if hasattr(storage, "record_heartbeat"):  # at once: a trial without one never goes stale
                 storage.record_heartbeat(trial_id)
+            if configs is not None:  # before the next is taken: its proposal sees this one's values
+                s = configs[index].search
+                propose(study, storage, trial_id, parse_space(s.space), s.get("sampler", "random"),
+                        listed[index, number])  # fmt: skip
             chosen = index
             trials.append(optuna.Trial(study, trial_id))
             ids.append(trial_id)
@@ -91,7 +102,7 @@ def work(studies: list[optuna.Study], configs: list[DictConfig], storage, thread
          on_trial=None) -> int:  # fmt: skip
     """Trains queued trials until none is left; returns how many this worker trained."""
     trained, population = 0, configs[0].search.population
-    while (taken := take(studies, storage, population)) is not None:
+    while (taken := take(studies, storage, population, configs)) is not None:
         index, trials, ids = taken
         with heartbeat(storage, ids, configs[index].search.heartbeat_s):
             if population == 1:
@@ -118,7 +129,9 @@ def open_studies(search) -> tuple[list[optuna.Study], object]:
 def worker_main(argv: list[str]) -> int:
     """A worker process (or SLURM job): reads the same command line as the launcher and works."""
     from rnnbench.search.command import read_command_line, threads_per_worker
+    from rnnbench.search.study import check_sampler
 
     search = read_command_line(argv)
+    check_sampler(search.cfg)
     studies, storage = open_studies(search)
     return work(studies, search.configs, storage, threads_per_worker(search.cfg, 1))
