@@ -388,3 +388,11 @@ def test_the_command_line_writes_readme_and_fails_in_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit):  # the report's own mode is unchanged: --out is still required
         main([str(root)])
     assert "the following arguments are required: --out" in capsys.readouterr().err
+
+
+def test_a_no_difference_finding_needs_enough_trials(tmp_path):
+    """A few trials per variant are rarely significantly different: that is no evidence for the paper's
+    "CIFG not significantly different from V", so the row is not comparable, not reproduced."""
+    make_greff(tmp_path, offsets={"greff_v": 0.0, "cifg": 0.0}, draws=3)
+    row = rows_of(tmp_path).loc["greff.jsb.welch.cifg"]
+    assert row["status"] == "not comparable" and "a no-difference finding needs >= 20" in row["note"]

@@ -127,7 +127,12 @@ def greff_welch(cell: str) -> Callable[[Folder], Measured]:
             found.differs.append("fewer than 2 complete trials in a sample: no test")
             return found
         significant = p < SIGNIFICANCE
-        if expected == "same":
+        if expected == "same" and not significant and min(len(good), len(base)) < GREFF_MIN_TRIALS:
+            found.differs.append(  # any small sample is "not significantly different": no evidence
+                f"{min(len(good), len(base))} trials per variant (a no-difference finding needs >= "
+                f"{GREFF_MIN_TRIALS})"
+            )
+        elif expected == "same":
             found.agrees = not significant
         elif significant:
             found.agrees = worse
