@@ -27,16 +27,8 @@ from rnnbench.search.study import (
     sampler_seed,
 )
 from rnnbench.search.worker import take
+from search_helpers import TINY
 
-# A tiny generated task: trials of about a second, no data files needed (as in test_search.py).
-TINY = [
-    "task=arithmetic",
-    "debug=fast",
-    "task.max_digits=2",
-    "task.eval_size=40",
-    "search.name=t",
-    "search.workers=1",
-]
 # Two dimensions (CMA-ES and GP model two or more), one of them searched as 1 - value.
 SPACE = [
     "+search.space.trainer.lr={low:0.001,high:0.1,log:true}",

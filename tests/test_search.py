@@ -23,6 +23,7 @@ from rnnbench.errors import ConfigError
 from rnnbench.search.__main__ import main
 from rnnbench.search.space import config_values, draws, parse_space
 from rnnbench.search.study import counts, open_storage
+from search_helpers import LR, TINY
 
 GREFF = {
     "cell": {"hidden_size": {"low": 20, "high": 200, "log": True, "int": True}},
@@ -32,16 +33,6 @@ GREFF = {
     },
     "model": {"input_noise_std": {"low": 0.0, "high": 1.0}},
 }
-# A tiny generated task: trials of about a second, no data files needed.
-TINY = [
-    "task=arithmetic",
-    "debug=fast",
-    "task.max_digits=2",
-    "task.eval_size=40",
-    "search.name=t",
-    "search.workers=1",
-]
-LR = "+search.space.trainer.lr={choices:[0.01,0.02,0.03,0.04,0.05]}"
 
 
 def search(tmp_path: Path, *args: str, command: str | None = None) -> int:

@@ -19,17 +19,8 @@ from tqdm import tqdm
 from rnnbench.search.command import Search
 from rnnbench.search.launch import wait_for_running
 from rnnbench.search.study import counts, open_storage, shortfall
+from search_helpers import LR, TINY
 
-# A tiny generated task, as in tests/test_search.py: trials of seconds, no data files needed.
-TINY = [
-    "task=arithmetic",
-    "debug=fast",
-    "task.max_digits=2",
-    "task.eval_size=40",
-    "search.name=t",
-    "search.workers=1",
-]
-LR = "+search.space.trainer.lr={choices:[0.01,0.02,0.03,0.04,0.05]}"
 LONG = ["trainer.max_steps=300", "trainer.eval_every=20", "search.heartbeat_s=2", "search.n_trials=2"]
 
 

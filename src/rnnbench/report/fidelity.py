@@ -48,10 +48,10 @@ import pandas as pd
 
 from rnnbench.report import paper_results
 from rnnbench.report.fidelity_claims import CLAIMS, FOLDERS, Claim
-from rnnbench.report.fidelity_folder import HUMAN_FILE, Folder, valid_lines
+from rnnbench.report.fidelity_folder import HUMAN_FILE, Folder
 from rnnbench.report.fidelity_measure import DIGITS, Measured, ceilings_note, fmt, number, plural, progress
 from rnnbench.report.fidelity_searches import NEGLIGIBLE
-from rnnbench.report.load import ReportError
+from rnnbench.report.load import ReportError, valid_lines
 from rnnbench.report.stats import SIGNIFICANCE
 
 TOLERANCE = 0.03  # relative distance to a published number that still counts as reproduced

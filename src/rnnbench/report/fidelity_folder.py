@@ -114,18 +114,3 @@ def read_yaml(path: Path) -> dict:
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return {}
     return config if isinstance(config, dict) else {}
-
-
-def valid_lines(run_dir) -> list[dict]:
-    """The validation lines of a run's metrics.jsonl (unreadable lines skipped); [] when absent."""
-    path = Path(run_dir) / "metrics.jsonl"
-    lines = []
-    if path.is_file():
-        for text in path.read_text(errors="replace").splitlines():
-            try:
-                record = json.loads(text)
-            except ValueError:
-                continue
-            if isinstance(record, dict) and record.get("split") == "valid":
-                lines.append(record)
-    return lines

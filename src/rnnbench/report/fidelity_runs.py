@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from rnnbench.report.fidelity_folder import Folder, valid_lines
+from rnnbench.report.fidelity_folder import Folder
 from rnnbench.report.fidelity_measure import Measured, fmt, no_folder, number, of, settings
-from rnnbench.report.load import dig
+from rnnbench.report.load import dig, valid_lines
 from rnnbench.report.stats import best_by_validation, scored
 
 # Zaremba et al.'s three models: the settings a run must have (configs/experiment/zaremba_*.yaml).

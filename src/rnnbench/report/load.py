@@ -384,20 +384,27 @@ def infer_scale(values: list) -> str:
     return "linear"
 
 
-def read_curve(run_dir: str | None, headline: str) -> pd.DataFrame:
-    """The validation lines of a run's metrics.jsonl: step, wall_s, value (of ``headline``); empty when
-    the file is missing. A line cut short by a kill is skipped."""
-    columns = ["step", "wall_s", "value"]
+def valid_lines(run_dir) -> list[dict]:
+    """The validation lines of a run's metrics.jsonl; [] when the file is missing. A line cut short by
+    a kill is skipped."""
     path = Path(run_dir) / "metrics.jsonl" if run_dir else None
     if path is None or not path.is_file():
-        return pd.DataFrame(columns=columns)
-    records = []
-    for line in path.read_text(errors="replace").splitlines():
+        return []
+    lines = []
+    for text in path.read_text(errors="replace").splitlines():
         try:
-            record = json.loads(line)
+            record = json.loads(text)
         except ValueError:
             continue
         if isinstance(record, dict) and record.get("split") == "valid":
-            records.append((record.get("step"), record.get("wall_s"), record.get(headline)))
+            lines.append(record)
+    return lines
+
+
+def read_curve(run_dir: str | None, headline: str) -> pd.DataFrame:
+    """The validation lines of a run's metrics.jsonl: step, wall_s, value (of ``headline``); empty when
+    the file is missing."""
+    columns = ["step", "wall_s", "value"]
+    records = [(r.get("step"), r.get("wall_s"), r.get(headline)) for r in valid_lines(run_dir)]
     frame = pd.DataFrame(records, columns=columns).astype(float)
     return frame.dropna(subset=["step"])
