@@ -27,7 +27,7 @@ class MyCell(Cell):
         super().__init__()
         self.input_size, self.hidden_size = input_size, hidden_size
         self.activation = ACTIVATIONS[activation]
-        # gates (f, h̃) fused; rnnbench.init re-initialises these under the run's model.init scheme
+        # gates (f, h̃) fused; rnnbench.model.init re-initialises these under the run's model.init scheme
         self.weight_ih = nn.Parameter(torch.randn(2 * hidden_size, input_size) / input_size**0.5)
         self.weight_hh = nn.Parameter(torch.randn(2 * hidden_size, hidden_size) / hidden_size**0.5)
         self.bias = nn.Parameter(torch.zeros(2 * hidden_size))

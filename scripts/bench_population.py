@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from rnnbench.population import Population, check_compatible
-from rnnbench.trainer import Trainer
+from rnnbench.training.trainer import Trainer
 
 SEARCHES = {
     "greff": ["experiment=greff_jsb", "trainer.progress=false"],
@@ -39,13 +39,19 @@ def sample(search: str, rng: np.random.Generator, seed: int) -> list[str]:
     """One trial's values, as the search draws them."""
     if search == "greff":
         hidden = int(round(np.exp(rng.uniform(np.log(20), np.log(200)))))
-        return [f"seed={seed}", f"cell.hidden_size={hidden}",
-                f"trainer.lr={np.exp(rng.uniform(np.log(1e-6), np.log(1e-2))):.3g}",
-                f"trainer.momentum={1 - np.exp(rng.uniform(np.log(0.01), np.log(1))):.3g}",
-                f"model.input_noise_std={rng.uniform(0, 1):.3g}"]  # fmt: skip
-    return [f"seed={seed}", f"trainer.lr={rng.choice([0.1, 0.2, 0.3, 0.5, 1, 2, 5])}",
-            f"model.init_scale={rng.choice([0.3, 0.7, 1, 1.4, 2, 2.8])}",
-            f"trainer.clip_norm={rng.choice([1, 2.5, 5, 10, 20])}"]  # fmt: skip
+        return [
+            f"seed={seed}",
+            f"cell.hidden_size={hidden}",
+            f"trainer.lr={np.exp(rng.uniform(np.log(1e-6), np.log(1e-2))):.3g}",
+            f"trainer.momentum={1 - np.exp(rng.uniform(np.log(0.01), np.log(1))):.3g}",
+            f"model.input_noise_std={rng.uniform(0, 1):.3g}",
+        ]
+    return [
+        f"seed={seed}",
+        f"trainer.lr={rng.choice([0.1, 0.2, 0.3, 0.5, 1, 2, 5])}",
+        f"model.init_scale={rng.choice([0.3, 0.7, 1, 1.4, 2, 2.8])}",
+        f"trainer.clip_norm={rng.choice([1, 2.5, 5, 10, 20])}",
+    ]
 
 
 def compose(*overrides):
@@ -126,8 +132,10 @@ def main():
         print(f"{'':>8} {'s/step':>9} {'member-steps/s':>15} {'trials/h':>9} {'speedup':>8}")
         for name, K, seconds in rows:
             rate = K / seconds
-            print(f"{name:>8} {seconds:9.4f} {rate:15.1f} {rate * 3600 / args.trial_steps:9.1f} "
-                  f"{rate * single:8.2f}")  # fmt: skip
+            print(
+                f"{name:>8} {seconds:9.4f} {rate:15.1f} {rate * 3600 / args.trial_steps:9.1f} "
+                f"{rate * single:8.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ from torch import nn
 import rnnbench
 from rnnbench.cells import build_cell
 from rnnbench.errors import ConfigError
-from rnnbench.initial_state import InitialState
-from rnnbench.sequence import Bidirectional, Recurrent, Stack, reverse_real
+from rnnbench.layers.initial_state import InitialState
+from rnnbench.layers.recurrent import Bidirectional, Recurrent, Stack, reverse_real
 
 I, H, T = 3, 5, 7
 LENGTHS = [7, 4, 1, 5]
@@ -289,12 +289,17 @@ def test_learned_initial_state_lowers_the_loss():
 
 
 def test_model_options_learned_state_and_bidirectional():
-    from rnnbench.model import build_model
+    from helpers.configs import compose_config
+    from rnnbench.model.network import build_model
     from rnnbench.tasks import build_task
-    from test_configs import compose_config
 
-    overrides = ("debug=fast", "task=classify", "model.bidirectional=true", "model.initial_state=learned",
-                 "cell.num_layers=2")  # fmt: skip
+    overrides = (
+        "debug=fast",
+        "task=classify",
+        "model.bidirectional=true",
+        "model.initial_state=learned",
+        "cell.num_layers=2",
+    )
     cfg = compose_config(*overrides)
     task = build_task(cfg.task, cfg.seed)
     model = build_model(cfg, task)

@@ -8,10 +8,10 @@ import sys
 import pytest
 import torch
 
-from fixture_data import written
+from helpers.configs import compose_config
+from helpers.fixture_data import written
 from rnnbench.sample import load_run, main, sample
-from rnnbench.trainer import train
-from test_configs import compose_config
+from rnnbench.training.trainer import train
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,8 @@ def test_a_task_that_is_not_a_language_model_is_refused(capsys, tmp_path):
 
 
 def test_data_dir_finds_the_data_of_a_run_when_it_has_moved(tmp_path, capsys):
-    """A PTB run on the tiny files (tests/fixture_data.py); then the files move and data_dir= finds them."""
+    """A PTB run on the tiny files (tests/helpers/fixture_data.py); then the files move and data_dir= finds
+    them."""
     with written(tmp_path / "data", "ptb") as root:
         cfg = compose_config(
             "task=ptb", "debug=fast", "task.batch_size=2", "task.bptt=3", "task.eval_batch_size=2"

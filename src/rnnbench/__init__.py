@@ -16,13 +16,13 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 API = {
     "Cell": "rnnbench.cells.base",
     "build_cell": "rnnbench.cells",
-    "cell_from_step": "rnnbench.user_cell",
-    "Recurrent": "rnnbench.sequence",
-    "Stack": "rnnbench.sequence",
-    "Bidirectional": "rnnbench.sequence",
-    "Readout": "rnnbench.readout",
-    "TeacherForcing": "rnnbench.readout",
-    "with_context": "rnnbench.readout",
+    "cell_from_step": "rnnbench.layers.user_cell",
+    "Recurrent": "rnnbench.layers.recurrent",
+    "Stack": "rnnbench.layers.recurrent",
+    "Bidirectional": "rnnbench.layers.recurrent",
+    "Readout": "rnnbench.layers.readout",
+    "TeacherForcing": "rnnbench.layers.readout",
+    "with_context": "rnnbench.layers.readout",
 }
 
 

@@ -1,15 +1,17 @@
 """``python -m rnnbench [group=choice ...] [key=value ...]``: compose the configs and train one run.
 
 Hydra composes ``configs/config.yaml`` with the chosen groups; ``--help`` lists them, ``-m`` sweeps.
-The command line is checked first (``rnnbench.cli_checks``): a mistake is one line on stderr and exit
+The command line is checked first (``rnnbench.config.cli_checks``): a mistake is one line on stderr and exit
 code 2. In a sweep, a job whose values are bad fails in one line and the sweep goes on. A run file that
-cannot be written (disk full, quota, read-only folder; ``rnnbench.write_errors``) is one line too, with
+cannot be written (disk full, quota, read-only folder; ``rnnbench.errors.write``) is one line too, with
 exit code 74, Hydra's own files in the run directory included.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import re
 import signal
 import sys
 from pathlib import Path
@@ -19,12 +21,21 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from rnnbench.cli_checks import preflight
+from rnnbench.config.cli_checks import preflight
 from rnnbench.errors import ConfigError
-from rnnbench.write_errors import EXIT_CODE, RunFileError, hydra_write_failure
+from rnnbench.errors.write import EXIT_CODE, RunFileError, hydra_write_failure
 
-# Names a run directory after its overrides; a run without overrides is "default".
-OmegaConf.register_new_resolver("run_name", lambda overrides: overrides or "default", replace=True)
+# A genome's text in a folder name would be long and full of quotes: the folder names it by a hash.
+GENOME_TEXT = re.compile(r"(cell\.genome=)(.+?)(?=,[a-z_]+(?:\.[a-z_]+)*=|$)")
+
+
+def run_name(overrides: str) -> str:
+    """A run directory's name: its overrides (a genome's text as g<hash>); no overrides: "default"."""
+    digest = lambda m: m.group(1) + "g" + hashlib.sha256(m.group(2).encode()).hexdigest()[:12]  # noqa: E731
+    return GENOME_TEXT.sub(digest, overrides) or "default"
+
+
+OmegaConf.register_new_resolver("run_name", run_name, replace=True)
 
 
 def error(message) -> None:
@@ -52,7 +63,7 @@ def hydra_main(cfg: DictConfig):
 def train_one_or_population(cfg: DictConfig, run_dir: Path) -> dict:
     """The run's summary; with ``trainer.population=K``, that of the member with the best headline
     (every member's summary is in its own ``member-<k>`` directory)."""
-    from rnnbench.trainer import train  # imported here so that --help answers quickly
+    from rnnbench.training.trainer import train  # imported here so that --help answers quickly
 
     if cfg.trainer.get("population", 1) == 1:
         return train(cfg, run_dir)

@@ -37,9 +37,9 @@ from tqdm import tqdm
 
 from rnnbench.cells import CELLS, GATED_FEEDBACK, build_cell
 from rnnbench.errors import ConfigError
-from rnnbench.init import initialize
-from rnnbench.sequence import IMPLS, Recurrent
-from rnnbench.trainer import training_loss
+from rnnbench.layers.recurrent import IMPLS, Recurrent
+from rnnbench.model.init import initialize
+from rnnbench.training.loss import training_loss
 
 
 @dataclass(frozen=True)
@@ -83,8 +83,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--impls", nargs="+", default=["auto"], metavar="IMPL", help="cell.impl paths to time"
     )
-    parser.add_argument("--train", nargs="*", default=["zaremba_small"], metavar="RUN",
-                        help=f"training-step benchmarks: {', '.join(TRAININGS)} (none: skip)")  # fmt: skip
+    parser.add_argument(
+        "--train",
+        nargs="*",
+        default=["zaremba_small"],
+        metavar="RUN",
+        help=f"training-step benchmarks: {', '.join(TRAININGS)} (none: skip)",
+    )
     parser.add_argument("--train-steps", type=int, default=30, help="timed training steps per run")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
@@ -99,9 +104,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.cells, args.shapes, args.repeats, args.warmup = list(QUICK_CELLS), ["tiny"], 2, 1
         args.train, args.train_steps = ["quick"], 3
     shapes = QUICK_SHAPES | SHAPES
-    for key, values, choices in [("--cells", args.cells, sorted(CELLS)), ("--shapes", args.shapes, shapes),
-                                 ("--impls", args.impls, IMPLS),
-                                 ("--train", args.train, [*TRAININGS, *QUICK_TRAINING])]:  # fmt: skip
+    for key, values, choices in [
+        ("--cells", args.cells, sorted(CELLS)),
+        ("--shapes", args.shapes, shapes),
+        ("--impls", args.impls, IMPLS),
+        ("--train", args.train, [*TRAININGS, *QUICK_TRAINING]),
+    ]:
         for value in values:
             if value not in choices:
                 parser.error(f"{key} {value!r} is not valid; choose from: {', '.join(choices)}")
@@ -201,13 +209,17 @@ def bench_cells(args) -> list[dict]:
 def bench_training(args) -> list[dict]:
     from hydra import compose, initialize_config_module
 
-    from rnnbench.trainer import Trainer
+    from rnnbench.training.trainer import Trainer
 
     rows = []
     runs = QUICK_TRAINING if args.quick else TRAININGS
     for run_name in tqdm(args.train, desc="training steps", dynamic_ncols=True):
-        overrides = [*runs[run_name], f"device={args.device}", f"trainer.threads={args.threads}",
-                     "trainer.progress=false"]  # fmt: skip
+        overrides = [
+            *runs[run_name],
+            f"device={args.device}",
+            f"trainer.threads={args.threads}",
+            "trainer.progress=false",
+        ]
         with initialize_config_module(config_module="rnnbench.configs", version_base="1.3"):
             cfg = compose(config_name="config", overrides=overrides)
         with tempfile.TemporaryDirectory() as run_dir:
@@ -247,8 +259,11 @@ def time_steps(step, batches, args) -> dict:
             torch.cuda.synchronize()  # the step is finished work only when the device is done
         times.append((time.perf_counter() - start) * 1000)
         tokens += batch.num_tokens
-    return {"step_min_ms": min(times), "step_median_ms": statistics.median(times),
-            "tokens_per_s": tokens / (sum(times) / 1000)}  # fmt: skip
+    return {
+        "step_min_ms": min(times),
+        "step_median_ms": statistics.median(times),
+        "tokens_per_s": tokens / (sum(times) / 1000),
+    }
 
 
 def plain_step(cfg, task, hidden: int, device):
@@ -311,15 +326,35 @@ def main(argv=None) -> None:
     setup["torch"] = torch.__version__
     print(" ".join(f"{k}={v}" for k, v in setup.items()))
     rows = [row | setup for row in bench_cells(args)]
-    columns = ["shape", "cell", "impl", "path", "fwd_min_ms", "bwd_min_ms", "total_min_ms", "total_median_ms",
-               "ratio"]  # fmt: skip
+    columns = [
+        "shape",
+        "cell",
+        "impl",
+        "path",
+        "fwd_min_ms",
+        "bwd_min_ms",
+        "total_min_ms",
+        "total_median_ms",
+        "ratio",
+    ]
     print_table(rows, columns)
     write_csv(rows, Path(args.out) / f"cells-{stamp}.csv")
     if args.train:
         training = [row | setup for row in bench_training(args)]
         if training:
-            print_table(training, ["run", "loop", "hidden", "layers", "data_ms_per_batch", "step_min_ms",
-                                   "step_median_ms", "tokens_per_s"])  # fmt: skip
+            print_table(
+                training,
+                [
+                    "run",
+                    "loop",
+                    "hidden",
+                    "layers",
+                    "data_ms_per_batch",
+                    "step_min_ms",
+                    "step_median_ms",
+                    "tokens_per_s",
+                ],
+            )
             write_csv(training, Path(args.out) / f"training-{stamp}.csv")
 
 

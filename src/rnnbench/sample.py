@@ -21,9 +21,9 @@ import torch
 from omegaconf import OmegaConf
 
 from rnnbench.errors import ConfigError, check_positive
-from rnnbench.model import build_model
-from rnnbench.runfiles import RunFiles
+from rnnbench.model.network import build_model
 from rnnbench.tasks import build_task
+from rnnbench.training.runfiles import RunFiles
 
 DEFAULTS = {"run_dir": None, "length": 200, "temperature": 1.0, "seed": 1, "data_dir": None}
 

@@ -8,9 +8,9 @@ cell=my_cell`` with the module's folder on ``PYTHONPATH``.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import replace
 from functools import partial
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -21,6 +21,7 @@ from rnnbench.cells.lstm import VARIANTS, LSTMCell, LSTMSpec
 from rnnbench.cells.mut import Mut1Cell, Mut2Cell, Mut3Cell
 from rnnbench.cells.tanh_rnn import TanhCell
 from rnnbench.errors import ConfigError, check_choice
+from rnnbench.user_code import import_target
 
 
 def _lstm(spec: LSTMSpec, input_size: int, hidden_size: int, forget_bias: float | None = None):
@@ -29,6 +30,22 @@ def _lstm(spec: LSTMSpec, input_size: int, hidden_size: int, forget_bias: float 
             raise ConfigError(f"cell.forget_bias={forget_bias} is set but this cell has no forget gate")
         spec = replace(spec, forget_bias=float(forget_bias))
     return LSTMCell(input_size, hidden_size, spec)
+
+
+def _genome(input_size: int, hidden_size: int, genome: str | None = None, genome_file: str | None = None):
+    """``cell=genome``: ``cell.genome`` is the step as text, or the name of a built-in genome (tanh, lstm,
+    gru, mut1..3); ``cell.genome_file`` a file that holds the text; neither: the GRU's genome."""
+    from rnnbench.cells.genome import BUILTIN_GENOMES, GenomeCell
+
+    if genome is not None and genome_file is not None:
+        raise ConfigError("cell.genome and cell.genome_file are both set; give one of them")
+    if genome_file is not None:
+        try:
+            genome = Path(genome_file).read_text()
+        except OSError as error:
+            raise ConfigError(f"cell.genome_file={genome_file!r} cannot be read ({error.strerror})") from None
+    text = BUILTIN_GENOMES.get(genome or "gru", genome)
+    return GenomeCell(input_size, hidden_size, text)
 
 
 # Gated-feedback stacks hold every layer in one cell: the model must not stack them again.
@@ -42,6 +59,7 @@ CELLS = {
     "mut3": Mut3Cell,
     **{name: partial(_lstm, spec) for name, spec in VARIANTS.items()},
     **GATED_FEEDBACK,
+    "genome": _genome,
 }
 
 
@@ -53,6 +71,12 @@ def build_cell(
     check_choice("cell", name, sorted(CELLS))
     if name in GATED_FEEDBACK:
         return CELLS[name](input_size, hidden_size, forget_bias=forget_bias, **options)
+    if name == "genome":
+        unknown = set(options) - {"genome", "genome_file"}
+        if unknown or forget_bias is not None:
+            key = next(iter(unknown)) if unknown else "forget_bias"
+            raise ConfigError(f"cell.{key} is not an option of cell genome; its options: genome, genome_file")
+        return CELLS[name](input_size, hidden_size, **options)
     if options:
         raise ConfigError(f"cell.{next(iter(options))} is not an option of cell {name}")
     if name in VARIANTS:
@@ -64,17 +88,6 @@ def build_cell(
 
 # keys every cell config has; the rest of a user cell's config are options for its factory
 SHARED_KEYS = ("name", "hidden_size", "num_layers", "forget_bias", "impl", "_target_", "factory")
-
-
-def import_target(key: str, path: str):
-    module_name, _, attribute = str(path).rpartition(".")
-    try:
-        return getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError, ValueError) as error:
-        raise ConfigError(
-            f"{key}={path!r} cannot be imported ({error}); give package.module.Name and put its folder "
-            f"on PYTHONPATH"
-        ) from None
 
 
 def build_user_cell(key: str, target: str, input_size: int, hidden_size: int, options: dict) -> Cell:

@@ -8,17 +8,12 @@ A cell is an ``nn.Module`` with
   tuple of state tensors; the only work left inside the time loop;
 * ``state_shapes``: the trailing shape of each state tensor (the batch dimension is added in front).
 
-``rnnbench.sequence.Recurrent`` turns any such cell into a sequence layer. Built-in cells and cells that
-users write share that one runner. A cell whose equations are exactly those of a torch kernel also has
+``rnnbench.layers.recurrent.Recurrent`` turns any such cell into a sequence layer. Built-in cells and cells
+that users write share that one runner. A cell whose equations are exactly those of a torch kernel also has
 ``sequence(x, state, mask)``: the whole layer in that kernel (``library_kernel`` says whether it has one),
 which the runner calls instead of its time loop when ``impl`` allows. A cell with a fused C++ kernel
 (the LSTM family, the GRU, the MUT cells, the gated-feedback stacks: ``fused_kernel``) has
 ``fused_sequence(x, state, mask)`` likewise.
-
-A ``stackable`` cell's step also runs a population's members at once (``rnnbench.member_steps``): every
-tensor it gets (``xp``, the state, the ``weights`` from ``step_weights``, a flat tuple) then has a
-leading member dimension, so the step reads parameters only through ``weights``, broadcasts vectors
-given as (1, H) rows, and applies each other 2-D weight only as ``h @ w``.
 """
 
 from __future__ import annotations
@@ -35,7 +30,6 @@ class Cell(nn.Module):
     input_size: int
     hidden_size: int
     library_kernel: bool = False  # True: ``sequence`` runs the whole layer in a torch kernel
-    stackable: bool = False  # True: ``step`` runs a population's members at once (see above)
     fused_kernel: str | None = None  # the package's C++ kernel that ``fused_sequence`` runs (cells.native)
 
     @property
@@ -67,19 +61,12 @@ class Cell(nn.Module):
         step loop (the kernel cannot be built, or does not serve this device or dtype)."""
         return None
 
-    def fused_members(self, params: dict, x: torch.Tensor, state: State, mask: torch.Tensor | None, members):
-        """A population's members in one call of the fused kernel (``rnnbench.member_steps``): tensors
-        with a leading member dimension, padded to this (the template's) size; ``params`` by name;
-        ``members`` = (hidden sizes, lengths, masked), one entry per member. (outputs, final state), or
-        None: each member runs ``fused_sequence`` in its own layer instead."""
-        return None
-
     def zero_state(self, batch: int, like: torch.Tensor) -> State:
         return tuple(like.new_zeros((batch, *shape)) for shape in self.state_shapes)
 
 
 def fused(rows: int, cols: int) -> nn.Parameter:
-    """An uninitialised fused weight; ``rnnbench.init`` fills every parameter after construction."""
+    """An uninitialised fused weight; ``rnnbench.model.init`` fills every parameter after construction."""
     return nn.Parameter(torch.empty(rows, cols))
 
 

@@ -2,7 +2,7 @@
 
 Every layer's previous state feeds every layer's candidate, each path scaled by a scalar global reset
 gate, so the layers are coupled at every time step and cannot run one after another over the whole
-sequence: this cell holds all L layers and the single runner ``rnnbench.sequence.Recurrent`` steps
+sequence: this cell holds all L layers and the single runner ``rnnbench.layers.recurrent.Recurrent`` steps
 them together. Layers j = 1..L, h^0_t = x_t, h*_{t-1} = concat(h^1_{t-1} .. h^L_{t-1})::
 
     g^{i→j} = σ(w_g^{i→j} · h^{j-1}_t + u_g^{i→j} · h*_{t-1})        one scalar per ordered pair i→j
@@ -28,7 +28,7 @@ the top layer h^L_t. Options:
   feedback paths are never dropped. The global gates read the dropped h^{j-1}_t too.
 
 The whole stack also runs in the package's fused C++ kernel (``fused_sequence``,
-``rnnbench.cells.gf_kernel``) when no dropout is drawn.
+``rnnbench.cells.kernels.gf_kernel``) when no dropout is drawn.
 
 Biases: one per unit-wise gate and candidate of each layer (the paper omits biases; every other cell
 here has them, and ``cell.forget_bias`` needs one); the global gates have none, as printed.
@@ -57,8 +57,8 @@ import torch
 from torch import nn
 from torch.nn.functional import linear, pad
 
-from rnnbench.cells import gf_kernel
 from rnnbench.cells.base import Cell, State, fused
+from rnnbench.cells.kernels import gf_kernel
 from rnnbench.errors import ConfigError, check_choice
 
 GATE_NAMES = {"tanh": ("cand",), "gru": ("r", "z", "cand"), "lstm": ("i", "f", "o", "cand")}

@@ -10,19 +10,18 @@ Weight layout: rows (r, z, h̃) in ``weight_ih`` (3H, I) and ``weight_hh`` (3H, 
 added with the input projection. State: (h,). Parameters: 3H*(I+H+1).
 
 The whole layer also runs in the package's fused C++ kernel (``fused_sequence``,
-``rnnbench.cells.gru_kernel``).
+``rnnbench.cells.kernels.gru_kernel``).
 """
 
 from __future__ import annotations
 
 import torch
 
-from rnnbench.cells import gru_kernel
 from rnnbench.cells.base import Cell, fused
+from rnnbench.cells.kernels import gru_kernel
 
 
 class GRUCell(Cell):
-    stackable = True
     fused_kernel = gru_kernel.NAME
     fused_layout = gru_kernel.Layout(xz=1, xr=0, hz=1, hr=0, tz=-1, hc=2, z_keeps=True)
 

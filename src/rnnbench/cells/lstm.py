@@ -22,7 +22,7 @@ G*H*(I+H+1) + P*H (+ 9*H*H with FGR).
 A variant with all three gates, no peepholes, no gate recurrence and tanh for g and h (``lstm``,
 ``lstm_b``, ``np``) is exactly ``torch.nn.LSTM``: ``sequence`` runs torch's LSTM kernel on the cell's
 own weights (``rnnbench.cells.library``). Every variant, FGR included, also runs in the package's fused
-C++ kernel (``fused_sequence``, ``rnnbench.cells.lstm_kernel``).
+C++ kernel (``fused_sequence``, ``rnnbench.cells.kernels.lstm_kernel``).
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from rnnbench.cells import lstm_kernel
 from rnnbench.cells.base import Cell, State, fused
+from rnnbench.cells.kernels import lstm_kernel
 from rnnbench.cells.library import run_kernel
 
 ACTIVATIONS = {"tanh": torch.tanh, "identity": lambda a: a}
@@ -76,7 +76,6 @@ VARIANTS: dict[str, LSTMSpec] = {
 class LSTMCell(Cell):
     """Generic LSTM step; which gates exist is resolved here, once, from the spec."""
 
-    stackable = True
     fused_kernel = lstm_kernel.NAME
 
     def __init__(self, input_size: int, hidden_size: int, spec: LSTMSpec = JOZEFOWICZ_LSTM):
@@ -128,9 +127,6 @@ class LSTMCell(Cell):
 
     def fused_sequence(self, x, state, mask):
         return lstm_kernel.run(self, x, state, mask)
-
-    def fused_members(self, params, x, state, mask, members):
-        return lstm_kernel.run_members(self, params, x, state, mask, members)
 
     def step(self, xp, state: State, weights=None):
         y, c, H = state[0], state[1], self.hidden_size

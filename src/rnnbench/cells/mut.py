@@ -19,7 +19,7 @@ matrices in the order (W_hz, W_hr, W_hh), those that exist. ``bias`` is (b_z, b_
 State: (h,). Parameters: MUT1 2HI+2H²+3H, MUT2 2HI+3H²+3H, MUT3 3HI+3H²+3H.
 
 Each layer also runs in the package's fused C++ kernel (``fused_sequence``,
-``rnnbench.cells.gru_kernel``).
+``rnnbench.cells.kernels.gru_kernel``).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from __future__ import annotations
 import torch
 from torch.nn.functional import linear
 
-from rnnbench.cells import gru_kernel
 from rnnbench.cells.base import Cell, fused, require_square
+from rnnbench.cells.kernels import gru_kernel
 
 
 def gated_update(h, z, candidate_pre):
@@ -38,7 +38,6 @@ def gated_update(h, z, candidate_pre):
 class _MutCell(Cell):
     n_input_matrices = 3  # how many of (W_xz, W_xr, W_xh) exist
     n_recurrent_matrices = 3  # how many of (W_hz, W_hr, W_hh) exist
-    stackable = True
     fused_kernel = gru_kernel.NAME
     fused_layout: gru_kernel.Layout  # where the kernel finds the gates and matrices
 

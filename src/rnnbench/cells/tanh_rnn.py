@@ -16,7 +16,7 @@ from rnnbench.cells.library import run_kernel
 
 
 class TanhCell(Cell):
-    library_kernel = stackable = True
+    library_kernel = True
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()

@@ -4,7 +4,7 @@ INPUT is a results folder, a study storage (``sqlite:///...``, a ``.db`` file, a
 any SQLAlchemy URL), or several. A bad input is one line on stderr and exit code 2.
 
 ``python -m rnnbench.report --fidelity FOLDER [--out DIR]``: the fidelity table of the reproduction
-folders in FOLDER (``rnnbench.report.fidelity``), written to DIR/README.md (DIR defaults to FOLDER);
+folders in FOLDER (``rnnbench.report.fidelity.table``), written to DIR/README.md (DIR defaults to FOLDER);
 prints its path.
 """
 
@@ -38,7 +38,7 @@ def fidelity_main(argv) -> int:
     parser.add_argument("--fidelity", required=True, metavar="FOLDER", help="folder of reproduction folders")
     parser.add_argument("--out", help="folder for README.md (default: FOLDER itself)")
     args = parser.parse_args(argv)
-    from rnnbench.report.fidelity import write_fidelity
+    from rnnbench.report.fidelity.table import write_fidelity
 
     try:
         path = write_fidelity(args.fidelity, args.out)

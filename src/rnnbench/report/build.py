@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from rnnbench.report import document, figures, importance, render, tables
+from rnnbench.report import architectures, document, figures, importance, render, tables
 from rnnbench.report.load import ReportError, load
 from rnnbench.report.stats import TOP_FRACTION
 
@@ -34,11 +34,17 @@ def make_report(
     fraction: float = TOP_FRACTION,
 ) -> list[Path]:
     trials = load(list(inputs))
+    searches = architectures.find(list(inputs))
+    if searches:  # an architecture search's evaluations have their own section
+        kept = ~trials.frame["study"].fillna("").str.startswith(architectures.study_prefixes(searches))
+        trials.frame = trials.frame[kept].reset_index(drop=True)
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ReportError(f"--out {out} cannot be created ({error.strerror})") from None
+    if trials.frame.empty:
+        return search_report(searches, out)
     frame = trials.frame
     jozefowicz = tables.jozefowicz(frame, min_trials)
     greff = tables.greff(frame, baseline, min_trials, fraction)
@@ -78,6 +84,34 @@ def make_report(
 
     options = {"baseline": baseline, "min_trials": min_trials, "fraction": fraction}
     blocks = document.build(trials, jozefowicz, greff, facts, fanova, drawn, options)
+    for k, summary in enumerate(searches):
+        written += draw_search(summary, k, out, drawn)
+        blocks += architectures.blocks(summary, drawn, f"evolve-fitness-{k}")
+    render.write(out / "report.md", render.markdown(blocks))
+    render.write(out / "report.html", render.html_page(blocks, out))
+    return [out / "report.md", out / "report.html", *written]
+
+
+def draw_search(summary: dict, k: int, out: Path, drawn: set) -> list[Path]:
+    """The fitness figure of the k-th architecture search, and the CSV of its ranking."""
+    render.write(out / f"table-architectures-{k}.csv", architectures.ranking(summary).to_csv(index=False))
+    written = [out / f"table-architectures-{k}.csv"]
+    fig = architectures.fitness_figure(summary)
+    if fig is not None:
+        with render.writing(out / ".report-figures"):
+            staging = tempfile.TemporaryDirectory(prefix=".report-figures-", dir=out)
+        with staging:
+            written += [place(p, out) for p in save_figure(fig, Path(staging.name), f"evolve-fitness-{k}")]
+        drawn.add(f"evolve-fitness-{k}")
+    return written
+
+
+def search_report(searches: list[dict], out: Path) -> list[Path]:
+    """A report of architecture searches alone (the inputs hold no other trials)."""
+    written, drawn, blocks = [], set(), [document.Heading("rnnbench report", 1)]
+    for k, summary in enumerate(searches):
+        written += draw_search(summary, k, out, drawn)
+        blocks += architectures.blocks(summary, drawn, f"evolve-fitness-{k}")
     render.write(out / "report.md", render.markdown(blocks))
     render.write(out / "report.html", render.html_page(blocks, out))
     return [out / "report.md", out / "report.html", *written]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from rnnbench.outcome import Outcome
 from rnnbench.report import paper_results
 from rnnbench.report.figures import FLAG
 from rnnbench.report.tables import tasks_of
@@ -159,7 +160,7 @@ def build(trials, jozefowicz, greff, facts, fanova, figures: set, options: dict)
     sources = sorted(frame["source"].unique())
     counts = frame["state"].value_counts()
     started = len(frame) - counts.get("waiting", 0)
-    killed = int((frame["outcome"] == "killed").sum()) if "outcome" in frame else 0
+    killed = int((frame["outcome"] == Outcome.KILLED.value).sum()) if "outcome" in frame else 0
     counts["failed"] = counts.get("failed", 0) - killed  # a killed worker's trial is retried, not a result
     counts["killed (retried)"] = killed
     blocks: list = [

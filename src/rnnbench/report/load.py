@@ -37,6 +37,7 @@ import pandas as pd
 import yaml
 
 from rnnbench.errors import ConfigError
+from rnnbench.outcome import run_outcome, trial_outcome
 from rnnbench.report.units import read_value, report_metric
 
 # Config keys a search varies (the contract's Optuna parameter names); plain runs report those that differ.
@@ -219,16 +220,7 @@ def study_trial_row(study, trial, source: str) -> dict:
         TrialState.FAIL: "failed",
         TrialState.WAITING: "waiting",
     }.get(trial.state, "incomplete")
-    outcome = user.get("outcome")
-    if state == "failed" and outcome not in ("diverged", "rejected", "error"):
-        outcome = "killed"  # a FAIL without an outcome is a killed worker's trial
-    elif outcome is None:
-        outcome = {
-            "complete": "completed",
-            "pruned": "pruned",
-            "incomplete": "running",
-            "waiting": "waiting",
-        }[state]
+    outcome = trial_outcome(trial.state.name, user).value
     valid = (
         trial.value
         if state == "complete" and trial.value is not None
@@ -299,12 +291,8 @@ def run_row(run_dir: Path, source: str) -> dict:
     if not summary.get("task") or not summary.get("cell"):
         raise ReportError(f"{run_dir} skipped: its summary and config name no task or cell")
     status = summary.get("status")
-    state, outcome = {
-        "completed": ("complete", "completed"),
-        "pruned": ("pruned", "pruned"),
-        "diverged": ("failed", "diverged"),
-        "interrupted": ("incomplete", "interrupted"),
-    }.get(status, ("incomplete", "running"))
+    outcome = run_outcome(status).value
+    state = {"completed": "complete", "pruned": "pruned", "diverged": "failed"}.get(outcome, "incomplete")
     headline = summary.get("headline") or ""
     higher = bool(summary.get("higher_is_better", False))
     metric = report_metric(summary["task"], headline, higher)

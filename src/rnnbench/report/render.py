@@ -15,9 +15,9 @@ import os
 import re
 from pathlib import Path
 
+from rnnbench.errors.write import diagnose, discard
 from rnnbench.report.document import Heading, Image, Table, Text
 from rnnbench.report.load import ReportError
-from rnnbench.write_errors import diagnose, discard
 
 BOLD = re.compile(r"^\*\*(.*)\*\*$")
 CODE = re.compile(r"`([^`]+)`")

@@ -1,1 +1,1 @@
-"""Hyperparameter studies on Optuna: ``python -m rnnbench.search`` (README, "Search")."""
+"""Hyperparameter studies on Optuna: ``python -m rnnbench.search`` (docs/search.md)."""

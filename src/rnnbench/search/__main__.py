@@ -20,9 +20,9 @@ from pathlib import Path
 import optuna
 
 from rnnbench.errors import ConfigError
+from rnnbench.errors.write import EXIT_CODE as WRITE_FAILED
+from rnnbench.errors.write import RunFileError, storage_write_error
 from rnnbench.search.trial import WorkerStopped
-from rnnbench.write_errors import EXIT_CODE as WRITE_FAILED
-from rnnbench.write_errors import RunFileError, storage_write_error
 
 
 def error(message) -> None:
@@ -99,7 +99,7 @@ def storage_of(argv: list[str]) -> str:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help") for a in argv):
-        keys = "`python -m rnnbench --cfg job search=greff` shows every search.* key; README, section Search."
+        keys = "`python -m rnnbench --cfg job search=greff` shows every search.* key; docs/search.md."
         print(__doc__.replace("``", "").strip() + "\n\n" + keys)
         sys.exit(0)
     quiet_optuna()

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig, OmegaConf
 
-from rnnbench.cli_checks import check_group_choices, check_writable, compose, split_argv
+from rnnbench.config.cli_checks import check_group_choices, check_writable, compose, split_argv
+from rnnbench.config.schema import validate
 from rnnbench.errors import ConfigError
-from rnnbench.schema import validate
 from rnnbench.search.space import config_values, draws, parse_space
 from rnnbench.search.trial import trial_config
 
@@ -60,8 +60,9 @@ def check_search(cfg: DictConfig) -> None:
     validate(cfg)
     distributions = parse_space(cfg.search.space)
     if not distributions:
-        raise ConfigError("search.space is empty; choose search=greff, search=jozefowicz or write a space "
-                          "(README, \"Search\")")  # fmt: skip
+        raise ConfigError(
+            "search.space is empty; choose search=greff, search=jozefowicz or write a space (docs/search.md)"
+        )
     params = draws(distributions, 1, cfg.search.seed)[0]
     for key in config_values(params):
         parent, _, leaf = key.rpartition(".")

@@ -41,15 +41,22 @@ def submit(cfg: DictConfig, argv: list[str]):
     s = cfg.search.slurm
     folder = Path(cfg.results_dir).absolute() / "slurm" / "%j"
     executor = submitit.AutoExecutor(folder=folder, cluster=s.cluster)
-    parameters = {"name": f"rnnbench-{cfg.search.name}", "timeout_min": s.timeout_min,
-                  "cpus_per_task": s.cpus_per_task, "mem_gb": s.mem_gb, "gpus_per_node": s.gpus_per_node,
-                  "slurm_array_parallelism": s.jobs}  # fmt: skip
+    parameters = {
+        "name": f"rnnbench-{cfg.search.name}",
+        "timeout_min": s.timeout_min,
+        "cpus_per_task": s.cpus_per_task,
+        "mem_gb": s.mem_gb,
+        "gpus_per_node": s.gpus_per_node,
+        "slurm_array_parallelism": s.jobs,
+    }
     if s.partition:
         parameters["slurm_partition"] = s.partition
     extra = s.get("sbatch")
     if extra is not None and not isinstance(extra, DictConfig):
-        raise ConfigError(f"search.slurm.sbatch={extra} is not valid: give sbatch options as "
-                          "{account: NAME, qos: NAME, ...}")  # fmt: skip
+        raise ConfigError(
+            f"search.slurm.sbatch={extra} is not valid: give sbatch options as "
+            "{account: NAME, qos: NAME, ...}"
+        )
     if extra:
         parameters["slurm_additional_parameters"] = OmegaConf.to_container(extra, resolve=True)
     executor.update_parameters(**parameters)
@@ -68,11 +75,19 @@ def run_worker(argv: list[str]) -> int:
         try:
             search = read_command_line(argv)
             studies, storage = open_studies(search)
-            return work(studies, search.configs, storage, threads_per_worker(search.cfg, 1),
-                        on_trial=preemption.after_trial)  # fmt: skip
+            return work(
+                studies,
+                search.configs,
+                storage,
+                threads_per_worker(search.cfg, 1),
+                on_trial=preemption.after_trial,
+            )
         except WorkerStopped as stopped:
-            print(f"rnnbench worker: stopped ({stopped}); a trial in training was saved and queued again",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            print(
+                f"rnnbench worker: stopped ({stopped}); a trial in training was saved and queued again",
+                file=sys.stderr,
+                flush=True,
+            )
             if signal.SIGUSR2 in preemption.received and requeue():
                 sys.exit(-1)  # as submitit does: no result yet, the requeued job gives it
             return 0
@@ -86,7 +101,7 @@ class Preemption:
     here (a SIGTERM that the trainer's handler took directly is not among them)."""
 
     def __init__(self):
-        from rnnbench.trainer import StopSignal
+        from rnnbench.training.stop_signal import StopSignal
 
         self.stop_signal = StopSignal
         self.received: list[int] = []
@@ -134,8 +149,11 @@ def requeue() -> bool:
         return False
     if done.returncode != 0:
         reason = (done.stderr or done.stdout).strip().splitlines()
-        print(f"rnnbench worker: job {job_id} not requeued ({reason[-1] if reason else done.returncode})",
-              file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"rnnbench worker: job {job_id} not requeued ({reason[-1] if reason else done.returncode})",
+            file=sys.stderr,
+            flush=True,
+        )
         return False
     print(f"rnnbench worker: job {job_id} requeued", file=sys.stderr, flush=True)
     return True

@@ -38,8 +38,10 @@ def parse_space(space) -> dict[str, optuna.distributions.BaseDistribution]:
 
 def walk(node, prefix: str, found: dict) -> None:
     if not isinstance(node, dict):
-        raise ConfigError(f"search.space.{prefix}={node!r} is not valid; a dimension is "
-                          "{low: .., high: .. [, log: true, int: true]} or {choices: [..]}")  # fmt: skip
+        raise ConfigError(
+            f"search.space.{prefix}={node!r} is not valid; a dimension is "
+            "{low: .., high: .. [, log: true, int: true]} or {choices: [..]}"
+        )
     if node.keys() & SPEC_KEYS or any(
         isinstance(v, list) for v in node.values()
     ):  # a list: misspelled choices
@@ -54,12 +56,16 @@ def leaf(key: str, spec: dict) -> tuple[str, optuna.distributions.BaseDistributi
     where = f"search.space.{key}"
     extra = set(spec) - SPEC_KEYS
     if extra:
-        raise ConfigError(f"{where}.{sorted(extra)[0]} is not a search-space key; valid keys: "
-                          f"{', '.join(sorted(SPEC_KEYS))}")  # fmt: skip
+        raise ConfigError(
+            f"{where}.{sorted(extra)[0]} is not a search-space key; valid keys: "
+            f"{', '.join(sorted(SPEC_KEYS))}"
+        )
     name = f"1-{key}" if spec.get("one_minus") else key
     if not spec.keys() & {"low", "high", "choices"}:
-        raise ConfigError(f"{where} is not valid; a dimension is "
-                          "{low: .., high: .. [, log: true, int: true]} or {choices: [..]}")  # fmt: skip
+        raise ConfigError(
+            f"{where} is not valid; a dimension is "
+            "{low: .., high: .. [, log: true, int: true]} or {choices: [..]}"
+        )
     if "choices" in spec:
         choices = spec["choices"]
         if not isinstance(choices, list) or not choices or set(spec) - {"choices", "one_minus"}:

@@ -21,9 +21,17 @@ def status_table(storage) -> pd.DataFrame:
         )
         outcomes = found["complete"] + found["pruned"] + found["failed"]
         best = study.best_value if found["complete"] else None
-        rows.append({"study": name, "task": attrs.get("task"), "cell": attrs.get("cell"),
-                     "done": f"{outcomes}/{attrs.get('n_trials', '?')}", **found,
-                     "best": best, "trials/h": round(outcomes / hours, 1) if hours else None})  # fmt: skip
+        rows.append(
+            {
+                "study": name,
+                "task": attrs.get("task"),
+                "cell": attrs.get("cell"),
+                "done": f"{outcomes}/{attrs.get('n_trials', '?')}",
+                **found,
+                "best": best,
+                "trials/h": round(outcomes / hours, 1) if hours else None,
+            }
+        )
     return pd.DataFrame(rows)
 
 

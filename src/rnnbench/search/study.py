@@ -30,12 +30,13 @@ from pathlib import Path
 import optuna
 from omegaconf import DictConfig
 
+from rnnbench.config.choices import SAMPLERS
 from rnnbench.errors import ConfigError
-from rnnbench.runtime import derived_seed
+from rnnbench.outcome import Outcome, trial_outcome
 from rnnbench.search.space import draws, parse_space, suggest
-from rnnbench.tasks import TASKS
+from rnnbench.tasks import task_class
+from rnnbench.training.runtime import derived_seed
 
-FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
 RUNNING, WAITING = optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING
 
 
@@ -117,20 +118,20 @@ def study_name(cfg: DictConfig, cell: str) -> str:
     return f"{s.study_name}-{cell}" if s.study_name else f"{s.name}-{cfg.task.name}-{cell}"
 
 
-def direction(task_name: str) -> str:
-    return "maximize" if TASKS[task_name].higher_is_better else "minimize"
-
-
-SAMPLERS = ("random", "tpe", "cmaes", "gp")
+def direction(task) -> str:
+    """``task``: the task class (``rnnbench.tasks.task_class``)."""
+    return "maximize" if task.higher_is_better else "minimize"
 
 
 def check_sampler(cfg: DictConfig) -> None:
     """``search.sampler`` with ``search.paired``: only random draws can be paired; one line otherwise."""
     name, paired = cfg.search.get("sampler", "random"), cfg.search.paired
     if name != "random" and paired:
-        raise ConfigError(f"search.sampler={name} is not valid with search.paired=true (paired cells train "
-                          "the same draws, queued up front); choose search.sampler=random, or "
-                          f"search.paired=false for {name}")  # fmt: skip
+        raise ConfigError(
+            f"search.sampler={name} is not valid with search.paired=true (paired cells train "
+            "the same draws, queued up front); choose search.sampler=random, or "
+            f"search.paired=false for {name}"
+        )
     if name == "cmaes":
         try:
             import cmaes  # noqa: F401
@@ -160,8 +161,14 @@ def sampler_seed(study_seed: int, number: int) -> int:
     return derived_seed(study_seed, 2_000_000 + number)
 
 
-def propose(study: optuna.Study, storage, trial_id: int, distributions: dict, name: str,
-            frozen: optuna.trial.FrozenTrial | None = None) -> None:  # fmt: skip
+def propose(
+    study: optuna.Study,
+    storage,
+    trial_id: int,
+    distributions: dict,
+    name: str,
+    frozen: optuna.trial.FrozenTrial | None = None,
+) -> None:
     """Fills in the values a taken trial does not hold yet (an adaptive sampler's queued draw) with the
     proposal of sampler ``name`` given the study's trials so far (running ones included: TPE's constant
     liar), and tags the trial with the sampler. The values are stored at once; a trial that holds them
@@ -192,15 +199,23 @@ def prepare(cfg: DictConfig, cells: list[str], storage) -> list[optuna.Study]:
     sampler = cfg.search.get("sampler", "random")
     distributions = parse_space(cfg.search.space)
     drawn: dict[int, list[dict]] = {}  # by sampler seed: paired cells share one list of draws
-    task, studies = TASKS[cfg.task.name], []
+    task, studies = task_class(cfg.task), []
     for index, cell in enumerate(cells):
         seed = cell_seed(cfg, index)
-        study = optuna.create_study(storage=storage, study_name=study_name(cfg, cell),
-                                    direction=direction(cfg.task.name), load_if_exists=True)  # fmt: skip
-        attrs = {"task": cfg.task.name, "cell": cell, "search": cfg.search.name,
-                 "headline": f"valid/{task.headline}", "higher_is_better": task.higher_is_better,
-                 "n_trials": cfg.search.n_trials, "paired": cfg.search.paired,
-                 "seed": seed, "sampler": sampler}  # fmt: skip
+        study = optuna.create_study(
+            storage=storage, study_name=study_name(cfg, cell), direction=direction(task), load_if_exists=True
+        )
+        attrs = {
+            "task": cfg.task.name,
+            "cell": cell,
+            "search": cfg.search.name,
+            "headline": f"valid/{task.headline}",
+            "higher_is_better": task.higher_is_better,
+            "n_trials": cfg.search.n_trials,
+            "paired": cfg.search.paired,
+            "seed": seed,
+            "sampler": sampler,
+        }
         for key, value in attrs.items():
             study.set_user_attr(key, value)
         with experimental_api():
@@ -246,8 +261,7 @@ def draws_held(study: optuna.Study) -> set[int]:
     for trial in study.get_trials(deepcopy=False):
         if "draw" not in trial.user_attrs:
             continue
-        killed = trial.state == optuna.trial.TrialState.FAIL and "outcome" not in trial.user_attrs
-        if not killed:
+        if trial_outcome(trial.state.name, trial.user_attrs) is not Outcome.KILLED:
             held.add(trial.user_attrs["draw"])
     return held
 
@@ -256,19 +270,17 @@ def counts(study: optuna.Study) -> dict:
     """Trials of a study by how they ended (killed workers' trials apart from real failures)."""
     found = {"complete": 0, "pruned": 0, "failed": 0, "killed": 0, "running": 0, "waiting": 0}
     for t in study.get_trials(deepcopy=False):
-        state = t.state
-        if state == optuna.trial.TrialState.FAIL:
-            found["failed" if "outcome" in t.user_attrs else "killed"] += 1
-        else:
-            key = {"COMPLETE": "complete", "PRUNED": "pruned", "RUNNING": "running", "WAITING": "waiting"}
-            found[key[state.name]] += 1
+        outcome = trial_outcome(t.state.name, t.user_attrs)
+        found["failed" if outcome.is_failure else COUNTED_AS.get(outcome, outcome.value)] += 1
     return found
+
+
+COUNTED_AS = {Outcome.COMPLETED: "complete", Outcome.PRUNED: "pruned"}  # the status table's columns
 
 
 def has_outcome(trial: optuna.trial.FrozenTrial) -> bool:
     """Completed, pruned, or failed for a reason of its own (not a killed or stopped worker's trial)."""
-    state = trial.state
-    return state in FINISHED and (state != optuna.trial.TrialState.FAIL or "outcome" in trial.user_attrs)
+    return trial_outcome(trial.state.name, trial.user_attrs).is_result
 
 
 def draw_states(study: optuna.Study, n_trials: int) -> dict[str, int]:
@@ -307,8 +319,10 @@ def shortfall(studies: list[optuna.Study], n_trials: int) -> str | None:
     parts = [f"{found['running']} running elsewhere", f"{found['exhausted']} failed after retries"]
     if found["waiting"]:
         parts.append(f"{found['waiting']} queued")
-    return (f"{total - found['done']} of {total} trials have no outcome yet ({', '.join(parts)}); "
-            "run the same command again to continue")  # fmt: skip
+    return (
+        f"{total - found['done']} of {total} trials have no outcome yet ({', '.join(parts)}); "
+        "run the same command again to continue"
+    )
 
 
 def running_trials(studies: list[optuna.Study], storage, n_trials: int) -> dict[int, tuple]:
@@ -352,5 +366,8 @@ def fail_unbeating(study: optuna.Study, storage, trial_id: int) -> None:
 
 def pruner(cfg: DictConfig) -> optuna.pruners.BasePruner:
     """``search.pruner``: none (the papers trained every trial to the end) | median | hyperband."""
-    return {"none": optuna.pruners.NopPruner, "median": optuna.pruners.MedianPruner,
-            "hyperband": optuna.pruners.HyperbandPruner}[cfg.search.pruner]()  # fmt: skip
+    return {
+        "none": optuna.pruners.NopPruner,
+        "median": optuna.pruners.MedianPruner,
+        "hyperband": optuna.pruners.HyperbandPruner,
+    }[cfg.search.pruner]()

@@ -24,11 +24,12 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rnnbench.data import DataError
 from rnnbench.errors import ConfigError
-from rnnbench.lock import RunInUse
-from rnnbench.runtime import derived_seed
+from rnnbench.errors.write import RunFileError
+from rnnbench.outcome import Outcome
 from rnnbench.search.space import config_values, parse_space, suggest
 from rnnbench.search.study import experimental_api
-from rnnbench.write_errors import RunFileError
+from rnnbench.training.lock import RunInUse
+from rnnbench.training.runtime import derived_seed
 
 SUMMARY_ATTRS = ("num_params", "hidden_size", "num_layers", "wall_s", "steps", "epochs", "device", "headline")
 
@@ -94,7 +95,7 @@ def set_up(study: optuna.Study, trial: optuna.Trial, base: DictConfig, threads: 
 
 def run_trial(study: optuna.Study, trial: optuna.Trial, base: DictConfig, threads: int | None) -> str:
     """Trains the trial and tells the study; returns the outcome."""
-    from rnnbench.trainer import train
+    from rnnbench.training.trainer import train
 
     one = set_up(study, trial, base, threads)
     try:
@@ -104,13 +105,14 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, base: DictConfig, thread
     return record(study, one, summary)
 
 
-def run_population(study: optuna.Study, trials: list[optuna.Trial], base: DictConfig,
-                   threads: int | None) -> list[str]:  # fmt: skip
+def run_population(
+    study: optuna.Study, trials: list[optuna.Trial], base: DictConfig, threads: int | None
+) -> list[str]:
     """Trains trials of one study at once as one batched model (``search.population``); trials whose
     configs the schema rejects fail alone, and trials that cannot share a batch (they differ in more
     than the values a population allows per member) train one by one."""
+    from rnnbench.config.schema import validate
     from rnnbench.population import check_compatible, train_population
-    from rnnbench.schema import validate
 
     outcomes, ready = [], []
     for trial in trials:
@@ -171,20 +173,20 @@ def record(study: optuna.Study, one: Setup, summary: dict) -> str:
     if status == "diverged":
         return fail(study, trial, "diverged", summary["stop_reason"])
     if status == "pruned":
-        trial.set_user_attr("outcome", "pruned")
+        trial.set_user_attr("outcome", Outcome.PRUNED.value)
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         return "pruned"
     value = summary["best"].get(summary["headline"])
     if value is None or not math.isfinite(value):
         return fail(study, trial, "error", "the run ended without a finite validation value")
-    trial.set_user_attr("outcome", "completed")
+    trial.set_user_attr("outcome", Outcome.COMPLETED.value)
     trial.set_user_attr("reason", summary["stop_reason"])
     study.tell(trial, value)
     return "completed"
 
 
 def fail(study: optuna.Study, trial: optuna.Trial, outcome: str, reason: str) -> str:
-    trial.set_user_attr("outcome", outcome)
+    trial.set_user_attr("outcome", Outcome(outcome).value)  # a failure is one of outcome.FAILURES
     trial.set_user_attr("reason", reason)
     study.tell(trial, state=optuna.trial.TrialState.FAIL)
     return outcome

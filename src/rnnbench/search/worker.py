@@ -25,8 +25,9 @@ from rnnbench.search.trial import run_population, run_trial
 WAITING, RUNNING = optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING
 
 
-def take(studies: list[optuna.Study], storage, count: int = 1,
-         configs: list[DictConfig] | None = None) -> tuple[int, list, list[int]] | None:  # fmt: skip
+def take(
+    studies: list[optuna.Study], storage, count: int = 1, configs: list[DictConfig] | None = None
+) -> tuple[int, list, list[int]] | None:
     """(index of a study, up to ``count`` of its queued trials now RUNNING for this worker, their storage
     ids), or None when nothing is queued. With ``configs`` (one per study), a taken trial without values
     gets them from the study's ``search.sampler``."""
@@ -34,8 +35,9 @@ def take(studies: list[optuna.Study], storage, count: int = 1,
         return take_queued(studies, storage, count, configs)
 
 
-def take_queued(studies: list[optuna.Study], storage, count: int,
-                configs: list[DictConfig] | None = None) -> tuple[int, list, list[int]] | None:  # fmt: skip
+def take_queued(
+    studies: list[optuna.Study], storage, count: int, configs: list[DictConfig] | None = None
+) -> tuple[int, list, list[int]] | None:
     queued, listed = [], {}
     for index, study in enumerate(studies):
         fail_stale_trials(study)
@@ -61,8 +63,14 @@ def take_queued(studies: list[optuna.Study], storage, count: int,
                 storage.record_heartbeat(trial_id)
             if configs is not None:  # before the next is taken: its proposal sees this one's values
                 s = configs[index].search
-                propose(study, storage, trial_id, parse_space(s.space), s.get("sampler", "random"),
-                        listed[index, number])  # fmt: skip
+                propose(
+                    study,
+                    storage,
+                    trial_id,
+                    parse_space(s.space),
+                    s.get("sampler", "random"),
+                    listed[index, number],
+                )
             chosen = index
             trials.append(optuna.Trial(study, trial_id))
             ids.append(trial_id)
@@ -98,8 +106,9 @@ def heartbeat(storage, trial_ids: list[int], every_s: float):
         thread.join()
 
 
-def work(studies: list[optuna.Study], configs: list[DictConfig], storage, threads: int | None,
-         on_trial=None) -> int:  # fmt: skip
+def work(
+    studies: list[optuna.Study], configs: list[DictConfig], storage, threads: int | None, on_trial=None
+) -> int:
     """Trains queued trials until none is left; returns how many this worker trained."""
     trained, population = 0, configs[0].search.population
     while (taken := take(studies, storage, population, configs)) is not None:
@@ -121,8 +130,10 @@ def open_studies(search) -> tuple[list[optuna.Study], object]:
 
     cfg = search.cfg
     storage = open_storage(cfg.search.storage, cfg.results_dir, cfg.search.heartbeat_s, cfg.search.retries)
-    studies = [optuna.load_study(study_name=study_name(c, cell), storage=storage, pruner=pruner(c))
-               for c, cell in zip(search.configs, search.cells)]  # fmt: skip
+    studies = [
+        optuna.load_study(study_name=study_name(c, cell), storage=storage, pruner=pruner(c))
+        for c, cell in zip(search.configs, search.cells)
+    ]
     return studies, storage
 
 

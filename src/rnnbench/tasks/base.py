@@ -35,8 +35,13 @@ class Batch:
         def move(t):
             return None if t is None else t.to(device)
 
-        return Batch(self.inputs.to(device), self.targets.to(device), move(self.mask), move(self.step_mask),
-                     move(self.marks))  # fmt: skip
+        return Batch(
+            self.inputs.to(device),
+            self.targets.to(device),
+            move(self.mask),
+            move(self.step_mask),
+            move(self.marks),
+        )
 
     @property
     def num_tokens(self) -> int:

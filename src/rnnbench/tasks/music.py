@@ -21,8 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rnnbench import safe_pickle
-from rnnbench.data import DATASETS, DataError, locate
+from rnnbench.data import DATASETS, DataError, locate, safe_pickle
 from rnnbench.errors import check_choice, check_positive
 from rnnbench.tasks.base import Batch, Task
 

@@ -1,0 +1,69 @@
+"""One evaluation of a genome on a task: a study of ``rnnbench.search`` with K draws more per evaluation.
+
+The study ``<evolve.name>-<genome hash>-<task>-genome`` holds every draw the genome got on the task: the
+first evaluation queues draws 0..K-1, a re-evaluation K..2K-1, and so on; ``search.paired`` with one seed
+gives every genome the same draws, a paired comparison. Trials that have an outcome are never run again,
+so a search run again after a kill trains only what it had not finished.
+"""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+
+from rnnbench.errors import ConfigError
+
+
+class Unfinished(Exception):
+    """An evaluation ended without all its trials' outcomes (a worker failed or was stopped)."""
+
+
+def study_prefix(name: str, genome_hash: str, task: str) -> str:
+    return f"{name}-{genome_hash}-{task}"
+
+
+def evaluate(argv: list[str], text: str, prefix: str, task_args: tuple[str, ...], n_trials: int) -> float:
+    """The best validation value of the genome ``text`` over the first ``n_trials`` draws of the study
+    named ``prefix`` (run until they all have an outcome); NaN where none completed."""
+    from rnnbench.search.command import read_command_line
+    from rnnbench.search.launch import run_pool
+    from rnnbench.search.study import open_storage, prepare, shortfall
+    from rnnbench.search.worker import open_studies
+
+    quoted = text.replace("\n", "; ").replace("'", "\\'")
+    stage = [
+        *argv,
+        *task_args,
+        "cell=genome",
+        f"cell.genome='{quoted}'",
+        f"search.study_name={prefix}",
+        f"search.n_trials={n_trials}",
+        "search.paired=true",
+    ]
+    search = read_command_line(stage)
+    s = search.cfg.search
+    if s.launcher != "local":
+        raise ConfigError("rnnbench.evolve runs its evaluations with search.launcher=local")
+    prepare(
+        search.cfg, search.cells, open_storage(s.storage, search.cfg.results_dir, s.heartbeat_s, s.retries)
+    )
+    studies, storage = open_studies(search)
+    if shortfall(studies, n_trials) is not None:
+        run_pool(search, studies, storage)
+        studies, storage = open_studies(search)
+        left = shortfall(studies, n_trials)
+        if left is not None:
+            raise Unfinished(left)
+    return best_value(studies[0], n_trials)
+
+
+def best_value(study: optuna.Study, n_trials: int) -> float:
+    values = [
+        t.value
+        for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE])
+        if t.user_attrs.get("draw", 0) < n_trials and t.value is not None
+    ]
+    if not values:
+        return math.nan
+    return max(values) if study.direction == optuna.study.StudyDirection.MAXIMIZE else min(values)
