@@ -19,7 +19,7 @@ from rnnbench.report import make_report
 TINY = [
     "evolve=jozefowicz",
     "debug=fast",
-    "evolve.candidates=3",
+    "evolve.candidates=2",
     "evolve.draws=1",
     "evolve.tasks=[arithmetic]",
     "evolve.score=[tanh]",

@@ -88,6 +88,13 @@ def read_settings(cfg: DictConfig) -> Settings:
     return settings
 
 
+# lstm_b as a genome: a constant 1 added to the forget gate's pre-activation trains as the forget bias
+# initialised 1 higher (plain SGD, no weight decay on it), which is what lstm_b is.
+NAMED_GENOMES = BUILTIN_GENOMES | {
+    "lstm_b": BUILTIN_GENOMES["lstm"].replace("f = sigmoid(Linear(x, h))", "f = sigmoid(Linear(x, h) + 1)")
+}
+
+
 def genome_text(entry: str) -> str:
-    """A built-in genome's text by its name, or the entry itself (a genome's text)."""
-    return BUILTIN_GENOMES.get(entry, entry)
+    """A named genome's text (the built-in cells, and lstm_b), or the entry itself (a genome's text)."""
+    return NAMED_GENOMES.get(entry, entry)

@@ -8,6 +8,8 @@ so a search run again after a kill trains only what it had not finished.
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 
 import optuna
@@ -26,28 +28,19 @@ def study_prefix(name: str, genome_hash: str, task: str) -> str:
 def evaluate(argv: list[str], text: str, prefix: str, task_args: tuple[str, ...], n_trials: int) -> float:
     """The best validation value of the genome ``text`` over the first ``n_trials`` draws of the study
     named ``prefix`` (run until they all have an outcome); NaN where none completed."""
-    from rnnbench.search.command import read_command_line
     from rnnbench.search.launch import run_pool
     from rnnbench.search.study import open_storage, prepare, shortfall
     from rnnbench.search.worker import open_studies
 
     quoted = text.replace("\n", "; ").replace("'", "\\'")
-    stage = [
-        *argv,
-        *task_args,
-        "cell=genome",
-        f"cell.genome='{quoted}'",
-        f"search.study_name={prefix}",
-        f"search.n_trials={n_trials}",
-        "search.paired=true",
-    ]
-    search = read_command_line(stage)
+    own = [f"cell.genome='{quoted}'", f"search.study_name={prefix}", f"search.n_trials={n_trials}"]
+    search = stage_search([*argv, *task_args, "cell=genome", "search.paired=true"], own)
+    search.cfg.cell.genome, search.cfg.search.study_name, search.cfg.search.n_trials = text, prefix, n_trials
     s = search.cfg.search
     if s.launcher != "local":
         raise ConfigError("rnnbench.evolve runs its evaluations with search.launcher=local")
-    prepare(
-        search.cfg, search.cells, open_storage(s.storage, search.cfg.results_dir, s.heartbeat_s, s.retries)
-    )
+    storage = open_storage(s.storage, search.cfg.results_dir, s.heartbeat_s, s.retries)
+    prepare(search.cfg, search.cells, storage)
     studies, storage = open_studies(search)
     if shortfall(studies, n_trials) is not None:
         run_pool(search, studies, storage)
@@ -56,6 +49,23 @@ def evaluate(argv: list[str], text: str, prefix: str, task_args: tuple[str, ...]
         if left is not None:
             raise Unfinished(left)
     return best_value(studies[0], n_trials)
+
+
+@functools.cache
+def composed(argv: tuple[str, ...]):
+    """A task's search command, composed and checked once (the genome and study vary per evaluation)."""
+    from rnnbench.search.command import read_command_line
+
+    return read_command_line(list(argv))
+
+
+def stage_search(argv: list[str], own: list[str]):
+    """The search of one evaluation: the task's composed config with this genome, study and draws;
+    ``argv`` + ``own`` is its command line, for worker processes."""
+    from rnnbench.search.command import Search
+
+    base = composed(tuple(argv))
+    return Search(argv=[*argv, *own], cells=base.cells, configs=[copy.deepcopy(base.cfg)])
 
 
 def best_value(study: optuna.Study, n_trials: int) -> float:
