@@ -124,8 +124,8 @@ def wait_for_metrics(run_dir: Path, lines: int = 1, timeout: float = 120):
 @pytest.mark.slow
 def test_a_second_process_on_a_run_directory_refuses(tmp_path):
     run_dir = tmp_path / "run"
-    # long enough (about 20 s) that the first is still training when the second has started up
-    args = ["trainer.eval_every=200", "trainer.max_steps=4000", "task.batches_per_epoch=250"]
+    # long enough that the first is still training when the second has started up; it is then stopped
+    args = ["trainer.eval_every=200", "trainer.max_steps=20000", "task.batches_per_epoch=250"]
     first = rnnbench(run_dir, *args)
     wait_for_metrics(run_dir)
     second = subprocess.run(
@@ -136,10 +136,13 @@ def test_a_second_process_on_a_run_directory_refuses(tmp_path):
     )
     assert second.returncode == 2
     assert len(second.stderr.strip().splitlines()) == 1 and "is in use by process" in second.stderr
-    assert first.wait(timeout=300) == 0, first.stderr.read()
+    assert first.poll() is None, "the first run was still training while the second was refused"
+    first.send_signal(signal.SIGINT)  # the first goes on undisturbed to its own end: a saved checkpoint
+    assert first.wait(timeout=300) == 128 + signal.SIGINT, first.stderr.read()
     steps = [r["step"] for r in metrics(run_dir) if r["split"] == "valid"]
-    assert steps == list(range(200, 4001, 200)), "every line once, in order"
-    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+    assert steps == list(range(200, steps[-1] + 1, 200)), "every line once, in order"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["steps"] >= steps[-1]
 
 
 def test_a_killed_process_leaves_no_stuck_lock(tmp_path):
