@@ -5,7 +5,7 @@ character it is right with probability max over characters of the true condition
 its accuracy is the expectation of that maximum. Everything here is exact (finite sums, floating
 point); nothing is Monte Carlo.
 
-XML (``rnnbench.tasks.xml``), for any generator options and indent:
+XML (``rnnbench.tasks.xml``), for any generator options, indent and newline:
 
 - ``oracle``: the predictor knows the whole history of the current document (the open tags with
   their names, the iteration count, the depth) and the generator's probabilities, but cannot guess
@@ -37,7 +37,8 @@ the end symbol (``acc_no_end``):
   guessing the carry (borrow) from below, with forward and backward masses; a − b < 0 is b − a > 0
   with a ``-`` in front (a and b have the same distribution). Distractors do not matter.
 
-Command line: ``python -m rnnbench.tasks.ceilings xml indent=1`` (options as in configs/task).
+Command line: ``python -m rnnbench.tasks.ceilings xml indent=1`` (options as in configs/task; also
+``newline=false``).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ import itertools
 import sys
 from collections import defaultdict
 
-XML_OPTIONS = ("close_prob", "max_iterations", "min_tag_length", "max_tag_length", "indent")
+XML_OPTIONS = ("close_prob", "max_iterations", "min_tag_length", "max_tag_length", "indent", "newline")
 ARITHMETIC_OPTIONS = ("min_digits", "max_digits")
 END = "."
 
@@ -69,8 +70,12 @@ def xml_ceilings(
     max_tag_length: int = 10,
     indent: int = 0,
     letters: int = 26,
+    newline: bool = True,
 ) -> dict[str, float]:
     """Exact oracle and memoryless ceilings of the XML stream (see the module docstring)."""
+    if indent and not newline:
+        raise ValueError("indent needs newline")
+    nl = 1 if newline else 0  # the newline after each tag: always predicted
     name = _fresh_name(min_tag_length, max_tag_length, letters)  # name and ``>``, memoryless
     length = (min_tag_length + max_tag_length) / 2  # expected name length
     s = indent
@@ -82,21 +87,21 @@ def xml_ceilings(
         for d, w in mass.items():
             if d == 0:  # open at depth 0 (or stop): '<' certain, the name, '\n'
                 w_open = w * (1 - c)
-                oracle += w_open * (2 + name)
-                memoryless += w_open * (2 + name)
-                chars += w_open * (length + 3)
+                oracle += w_open * (1 + nl + name)
+                memoryless += w_open * (1 + nl + name)
+                chars += w_open * (length + 2 + nl)
                 step[1] += w_open
                 continue
             if s == 0:  # '<' certain, then '/' or the new name's first letter
                 first = 1 + max(c, (1 - c) / letters)
-                opened = name - 1 / letters + 1  # the rest of the name, '>', '\n'
+                opened = name - 1 / letters + nl  # the rest of the name, '>', '\n'
             else:  # the spaces up to depth - 1 are certain, then ' ' (open) or '<' (close)
                 first = s * (d - 1) + max(c, 1 - c)
                 opened = s + name + 1  # the other spaces and '<', the name, '>', '\n'
             slash = 1 if s else 0  # '/' is certain after an indented '<' (in `first` otherwise)
-            oracle += w * (first + c * (slash + length + 2) + (1 - c) * opened)  # name, '>', '\n'
-            memoryless += w * (first + c * (slash + name + 1) + (1 - c) * opened)
-            chars += w * (s * (d - 1) + length + 4 + (1 - c) * (s - 1))
+            oracle += w * (first + c * (slash + length + 1 + nl) + (1 - c) * opened)  # name, '>', '\n'
+            memoryless += w * (first + c * (slash + name + nl) + (1 - c) * opened)
+            chars += w * (s * (d - 1) + length + 3 + nl + (1 - c) * (s - 1))
             step[d - 1] += w * c
             step[d + 1] += w * (1 - c)
         mass = step
@@ -226,6 +231,8 @@ def ceilings(task_name: str, task_options) -> dict[str, float | tuple]:
 
 
 def _value(text: str):
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
     for kind in (int, float):
         try:
             return kind(text)

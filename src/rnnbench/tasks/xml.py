@@ -14,7 +14,9 @@ Each tag sits on its own line, with no indentation by default::
     <hd>
     </hd>
 
-``indent`` > 0 puts that many spaces per open tag before each line. The paper's layout was not found;
+``indent`` > 0 puts that many spaces per open tag before each line; ``newline=false`` writes the tags
+with nothing between them (``<xkw><svgquspn></svgquspn></xkw><hd></hd>``), removing the certain
+newline after every tag. The paper's layout was not found;
 indentation makes the stream easier than the paper's (an indented line start gives the depth away,
 and with it when a document ends): an lstm at ``indent=1`` scored above the paper's best value for
 every cell after 10 epochs, with closing-tag accuracy 0.155, so the default has none.
@@ -55,19 +57,21 @@ def make_document(
     min_tag_length: int = 2,
     max_tag_length: int = 10,
     indent: int = 0,
+    newline: bool = True,
 ) -> str:
-    """One document: the paper's random walk over open tags, one tag per line."""
+    """One document: the paper's random walk over open tags, one tag per line (``newline=False``: the
+    tags follow each other with nothing between them)."""
     letters = list(string.ascii_lowercase)
-    lines, stack, iteration = [], [], 0
+    lines, stack, iteration, end = [], [], 0, "\n" if newline else ""
     while True:
         if iteration > 0 and (iteration >= max_iterations or rng.random() < close_prob):
             if not stack:
                 break
             name = stack.pop()
-            lines.append(" " * indent * len(stack) + f"</{name}>\n")
+            lines.append(" " * indent * len(stack) + f"</{name}>" + end)
         else:
             name = "".join(rng.choice(letters, size=rng.integers(min_tag_length, max_tag_length + 1)))
-            lines.append(" " * indent * len(stack) + f"<{name}>\n")
+            lines.append(" " * indent * len(stack) + f"<{name}>" + end)
             stack.append(name)
         iteration += 1
     return "".join(lines)
@@ -97,6 +101,7 @@ class XmlTask(Task):
         min_tag_length: int = 2,
         max_tag_length: int = 10,
         indent: int = 0,
+        newline: bool = True,
         batch_size: int = 32,
         bptt: int = 35,
         batches_per_epoch: int = 100,
@@ -114,6 +119,8 @@ class XmlTask(Task):
         ]:
             check_positive(f"task.{key}", value, integer=True)
         check_positive("task.indent", indent, allow_zero=True, integer=True)
+        if indent and not newline:
+            raise ConfigError(f"task.indent={indent} needs task.newline=true (indentation starts a line)")
         if max_tag_length < min_tag_length:
             raise ConfigError(
                 f"task.max_tag_length={max_tag_length} is below task.min_tag_length={min_tag_length}"
@@ -122,7 +129,7 @@ class XmlTask(Task):
             raise ConfigError(
                 f"task.eval_chars={eval_chars!r} is not valid; it must be >= 2 * task.batch_size"
             )
-        self.options = (close_prob, max_iterations, min_tag_length, max_tag_length, indent)
+        self.options = (close_prob, max_iterations, min_tag_length, max_tag_length, indent, newline)
         self.seed, self.batch_size, self.bptt, self.batches_per_epoch = (
             seed,
             batch_size,
