@@ -266,3 +266,7 @@ def test_ceilings_by_task_config(capsys):
     main(["xml", "indent=1", "close_prob=0.5"])
     out = capsys.readouterr().out
     assert f"{xml['oracle']:.6f}" in out and "memoryless" in out
+    main(["xml", "task.newline=false"])  # the task's config keys, as written on the command line
+    assert f"{xml_ceilings(newline=False)['oracle']:.6f}" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="indnt is not an option of xml; valid: close_prob"):
+        main(["xml", "indnt=1"])

@@ -244,8 +244,14 @@ def _value(text: str):
 def main(argv: list[str]) -> None:
     if not argv or argv[0] not in ("xml", "arithmetic") or not all("=" in a for a in argv[1:]):
         sys.exit("usage: python -m rnnbench.tasks.ceilings xml|arithmetic [key=value ...]")
-    options = dict(a.split("=", 1) for a in argv[1:])
-    values = ceilings(argv[0], {k: _value(v) for k, v in options.items()})
+    options = {k.removeprefix("task."): _value(v) for k, v in (a.split("=", 1) for a in argv[1:])}
+    valid = XML_OPTIONS if argv[0] == "xml" else ARITHMETIC_OPTIONS
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        sys.exit(
+            f"rnnbench.tasks.ceilings: {unknown[0]} is not an option of {argv[0]}; valid: {', '.join(valid)}"
+        )
+    values = ceilings(argv[0], options)
     print(f"{argv[0]} {' '.join(argv[1:]) or '(defaults)'}   (exact)")
     for key, value in values.items():
         print(f"  {key:<20} {value:.6f}")
