@@ -95,6 +95,16 @@ def test_members_equal_their_separate_runs(tmp_path, task, cell, optimizer):
         assert (d / "config.yaml").exists() and (d / "summary.json").exists()
 
 
+def test_genome_members_equal_their_separate_runs(tmp_path):
+    """A genome (MUT1's, not a built-in's kernel or stackable step) runs under vmap in a population."""
+    base = ["task=classify", "cell=genome", "cell.genome=mut1", "trainer.optimizer=adam", *TINY]
+    members = [[*m[:1], "cell.hidden_size=8", *m[2:]] for m in MEMBERS[:2]]  # genomes are not padded
+    summaries, pop_dirs = run_both(tmp_path, base, members)
+    assert [s["hidden_size"] for s in summaries] == [8, 8]
+    for k, d in enumerate(pop_dirs):
+        assert_close_runs(d, tmp_path / f"alone-{k}")
+
+
 def test_members_in_several_groups_equal_their_separate_runs(tmp_path, monkeypatch):
     """Groups of at most 2: the two smallest members share one vmapped model, the largest has its own."""
     monkeypatch.setattr(population, "MAX_GROUP", 2)
