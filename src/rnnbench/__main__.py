@@ -29,10 +29,13 @@ from rnnbench.errors.write import EXIT_CODE, RunFileError, hydra_write_failure
 GENOME_TEXT = re.compile(r"(cell\.genome=)(.+?)(?=,[a-z_]+(?:\.[a-z_]+)*=|$)")
 
 
+def genome_digest(match: re.Match) -> str:
+    return match.group(1) + "g" + hashlib.sha256(match.group(2).encode()).hexdigest()[:12]
+
+
 def run_name(overrides: str) -> str:
     """A run directory's name: its overrides (a genome's text as g<hash>); no overrides: "default"."""
-    digest = lambda m: m.group(1) + "g" + hashlib.sha256(m.group(2).encode()).hexdigest()[:12]  # noqa: E731
-    return GENOME_TEXT.sub(digest, overrides) or "default"
+    return GENOME_TEXT.sub(genome_digest, overrides) or "default"
 
 
 OmegaConf.register_new_resolver("run_name", run_name, replace=True)

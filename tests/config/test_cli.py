@@ -95,3 +95,14 @@ def test_help_lists_groups(tmp_path):
     result = rnnbench("--help", cwd=tmp_path)
     assert result.returncode == 0
     assert "cell:" in result.stdout and "mut2" in result.stdout and "task:" in result.stdout
+
+
+def test_a_genome_s_text_is_named_by_its_hash_in_the_run_folder():
+    from rnnbench.__main__ import run_name
+
+    text = "h' = tanh(Linear(x, h))"
+    name = run_name(f"cell.genome='{text}',seed=2,trainer.lr=0.1")
+    assert name.startswith("cell.genome=g") and name.endswith(",seed=2,trainer.lr=0.1")
+    assert "Linear" not in name and " " not in name
+    assert run_name(f"cell.genome='{text}'") != run_name("cell.genome='h\\' = relu(Linear(x, h))'")
+    assert run_name("cell=gru,seed=1") == "cell=gru,seed=1" and run_name("") == "default"
