@@ -14,8 +14,6 @@ import math
 
 import optuna
 
-from rnnbench.errors import ConfigError
-
 
 class Unfinished(Exception):
     """An evaluation ended without all its trials' outcomes (a worker failed or was stopped)."""
@@ -37,13 +35,17 @@ def evaluate(argv: list[str], text: str, prefix: str, task_args: tuple[str, ...]
     search = stage_search([*argv, *task_args, "cell=genome", "search.paired=true"], own)
     search.cfg.cell.genome, search.cfg.search.study_name, search.cfg.search.n_trials = text, prefix, n_trials
     s = search.cfg.search
-    if s.launcher != "local":
-        raise ConfigError("rnnbench.evolve runs its evaluations with search.launcher=local")
     storage = open_storage(s.storage, search.cfg.results_dir, s.heartbeat_s, s.retries)
     prepare(search.cfg, search.cells, storage)
     studies, storage = open_studies(search)
     if shortfall(studies, n_trials) is not None:
-        run_pool(search, studies, storage)
+        if s.launcher == "slurm":  # worker jobs of this evaluation; the search waits for them
+            from rnnbench.search.slurm import submit
+
+            for job in submit(search.cfg, search.argv):
+                job.result()
+        else:
+            run_pool(search, studies, storage)
         studies, storage = open_studies(search)
         left = shortfall(studies, n_trials)
         if left is not None:
