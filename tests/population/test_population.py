@@ -10,13 +10,13 @@ import torch
 
 from helpers.configs import compose_config
 from helpers.realdata import DATA_DIR, needs_data
+from helpers.runs import metrics, weights
 from rnnbench.errors import ConfigError
 from rnnbench.population import PADDABLE, member_configs, train_population
 from rnnbench.population import train as population
 from rnnbench.population.padding import pad, unpad
 from rnnbench.training.trainer import train
 
-TIMING = ("tokens_per_s", "data_s", "wall_s")
 TINY = [
     "trainer.progress=false",
     "trainer.eval_batches=2",
@@ -34,16 +34,6 @@ MEMBERS = [
 ]
 
 
-def metrics(run_dir):
-    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k not in TIMING} for r in lines]
-
-
-def model_weights(run_dir):
-    """The final weights (the checkpoint's); model.pt holds the best ones."""
-    return torch.load(run_dir / "checkpoint.pt", weights_only=True)["model"]
-
-
 def assert_close_runs(a, b):
     ma, mb = metrics(a), metrics(b)
     assert [(r["step"], r["split"]) for r in ma] == [(r["step"], r["split"]) for r in mb]
@@ -54,7 +44,7 @@ def assert_close_runs(a, b):
                 assert ra[key] == pytest.approx(rb[key], rel=1e-4, abs=1e-6), key
             else:
                 assert ra[key] == rb[key], key
-    wa, wb = model_weights(a), model_weights(b)
+    wa, wb = weights(a), weights(b)
     assert wa.keys() == wb.keys()
     for name in wa:
         assert torch.allclose(wa[name], wb[name], rtol=1e-4, atol=1e-6), name
@@ -138,7 +128,7 @@ def test_resume_after_a_stop_equals_an_uninterrupted_population(tmp_path):
     train_population(cfgs(9), parts)  # ... and continues from it
     for a, b in zip(whole, parts):
         assert metrics(a) == metrics(b)
-        wa, wb = model_weights(a), model_weights(b)
+        wa, wb = weights(a), weights(b)
         assert all(torch.equal(wa[n], wb[n]) for n in wa)
 
 
@@ -177,7 +167,7 @@ def test_a_kill_during_an_evaluation_resumes_from_the_last_complete_round(tmp_pa
     train_population(cfgs, parts)  # ... which the resumed run writes again
     for a, b in zip(whole, parts):
         assert metrics(a) == metrics(b)
-        wa, wb = model_weights(a), model_weights(b)
+        wa, wb = weights(a), weights(b)
         assert all(torch.equal(wa[n], wb[n]) for n in wa)
 
 
@@ -208,7 +198,7 @@ def test_a_kill_while_saving_a_round_resumes_all_members_from_one_step(tmp_path,
     train_population(cfgs, parts)
     for a, b in zip(whole, parts):
         assert metrics(a) == metrics(b)
-        wa, wb = model_weights(a), model_weights(b)
+        wa, wb = weights(a), weights(b)
         assert all(torch.equal(wa[n], wb[n]) for n in wa)
         assert not (b / "checkpoint.next.pt").exists()
 

@@ -6,41 +6,29 @@ so a rerun writes the same lines. The report's architectures section reads ``sum
 
 from __future__ import annotations
 
-import json
-import math
 import os
 from dataclasses import asdict
 from pathlib import Path
 
 from rnnbench.cells.genome import equations, parse
 from rnnbench.errors.write import writing
+from rnnbench.training.runfiles import to_json
 
 FOLDER = "evolve"
-
-
-def plain(value):
-    """JSON without NaN: a value that is missing is null."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    return value
 
 
 class Record:
     def __init__(self, results_dir: str, name: str, settings: dict):
         self.dir = Path(results_dir) / FOLDER / name
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.settings, self.history = settings, []
+        self.settings, self.history, self.equations = settings, [], {}
         self.events_path = self.dir / "events.jsonl"
         with writing(self.events_path):
             self.events = self.events_path.open("w")
 
     def event(self, kind: str, **fields) -> None:
         with writing(self.events_path):
-            self.events.write(json.dumps(plain({"event": kind, **fields})) + "\n")
+            self.events.write(to_json({"event": kind, **fields}) + "\n")
             self.events.flush()
 
     def snapshot(self, evolution) -> None:
@@ -56,7 +44,9 @@ class Record:
         )
         candidates = []
         for c in evolution.candidates.values():
-            row = asdict(c) | {"equations": equations(parse(c.text))}
+            if c.hash not in self.equations:  # a genome's equations do not change: written out once
+                self.equations[c.hash] = equations(parse(c.text))
+            row = asdict(c) | {"equations": self.equations[c.hash]}
             if c.stage in ("listed", "scored", "removed") or c.origin != "mutant":
                 row |= {
                     "fitness": evolution.fitness(c),
@@ -74,7 +64,7 @@ class Record:
         }
         path, tmp = self.dir / "summary.json", self.dir / "summary.json.tmp"
         with writing(path):
-            tmp.write_text(json.dumps(plain(summary), indent=1))
+            tmp.write_text(to_json(summary, indent=1))
             os.replace(tmp, path)
 
     def close(self) -> None:

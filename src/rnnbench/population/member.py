@@ -38,9 +38,9 @@ class Member:
 
     def restore(self) -> bool:
         t = self.trainer
-        if t.tc.resume == "never" or not t.files.checkpoint.exists():
+        saved = t.saved_checkpoint()
+        if saved is None:
             return False
-        saved = checkpoint.load(t.files.checkpoint)
         if saved.get("population") is None:
             raise ConfigError(
                 f"{t.files.dir} holds a single run, not a population member; {checkpoint.WAY_OUT}"

@@ -43,8 +43,9 @@ def make_report(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ReportError(f"--out {out} cannot be created ({error.strerror})") from None
-    if trials.frame.empty:
-        return search_report(searches, out)
+    if trials.frame.empty:  # only architecture searches
+        written, blocks = search_sections(searches, out, set())
+        return write_document([document.Heading("rnnbench report", 1), *blocks], out, written)
     frame = trials.frame
     jozefowicz = tables.jozefowicz(frame, min_trials)
     greff = tables.greff(frame, baseline, min_trials, fraction)
@@ -84,12 +85,23 @@ def make_report(
 
     options = {"baseline": baseline, "min_trials": min_trials, "fraction": fraction}
     blocks = document.build(trials, jozefowicz, greff, facts, fanova, drawn, options)
-    for k, summary in enumerate(searches):
-        written += draw_search(summary, k, out, drawn)
-        blocks += architectures.blocks(summary, drawn, f"evolve-fitness-{k}")
+    searched, search_blocks = search_sections(searches, out, drawn)
+    return write_document(blocks + search_blocks, out, written + searched)
+
+
+def write_document(blocks: list, out: Path, written: list[Path]) -> list[Path]:
     render.write(out / "report.md", render.markdown(blocks))
     render.write(out / "report.html", render.html_page(blocks, out))
     return [out / "report.md", out / "report.html", *written]
+
+
+def search_sections(searches: list[dict], out: Path, drawn: set) -> tuple[list[Path], list]:
+    """The files and blocks of each architecture search's section."""
+    written, blocks = [], []
+    for k, summary in enumerate(searches):
+        written += draw_search(summary, k, out, drawn)
+        blocks += architectures.blocks(summary, drawn, f"evolve-fitness-{k}")
+    return written, blocks
 
 
 def draw_search(summary: dict, k: int, out: Path, drawn: set) -> list[Path]:
@@ -104,17 +116,6 @@ def draw_search(summary: dict, k: int, out: Path, drawn: set) -> list[Path]:
             written += [place(p, out) for p in save_figure(fig, Path(staging.name), f"evolve-fitness-{k}")]
         drawn.add(f"evolve-fitness-{k}")
     return written
-
-
-def search_report(searches: list[dict], out: Path) -> list[Path]:
-    """A report of architecture searches alone (the inputs hold no other trials)."""
-    written, drawn, blocks = [], set(), [document.Heading("rnnbench report", 1)]
-    for k, summary in enumerate(searches):
-        written += draw_search(summary, k, out, drawn)
-        blocks += architectures.blocks(summary, drawn, f"evolve-fitness-{k}")
-    render.write(out / "report.md", render.markdown(blocks))
-    render.write(out / "report.html", render.html_page(blocks, out))
-    return [out / "report.md", out / "report.html", *written]
 
 
 def save_figure(fig, staging: Path, stem: str) -> list[Path]:

@@ -387,11 +387,18 @@ class Trainer:
             "best_weights": self.best_weights,
         }
 
+    def saved_checkpoint(self) -> dict | None:
+        """The run directory's checkpoint, read once; None when there is none to use."""
+        if self.tc.resume == "never" or not self.files.checkpoint.exists():
+            return None
+        return checkpoint.load(self.files.checkpoint)
+
     def restore(self) -> bool:
         """Continues from the run directory's checkpoint; False when there is none to use."""
-        if self.tc.resume == "never" or not self.files.checkpoint.exists():
+        saved = self.saved_checkpoint()
+        if saved is None:
             return False
-        self.restore_from(checkpoint.load(self.files.checkpoint))
+        self.restore_from(saved)
         return True
 
     def restore_from(self, saved: dict) -> None:
