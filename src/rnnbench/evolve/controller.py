@@ -88,7 +88,7 @@ class Evolution:
             text = to_text(parse(genome_text(entry)))
             c = self.add(Candidate(canonical_hash(text), text, origin=entry))
             c.rounds = 1
-            for task in self.s.tasks:
+            for task in (self.s.memorization_task, *self.s.tasks):  # the filter: recorded, not applied
                 self.score_on(c, task, 1)
         self.baseline = canonical_hash(to_text(parse(genome_text(self.s.baseline))))
         for entry in self.s.start:
