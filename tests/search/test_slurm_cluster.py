@@ -16,7 +16,6 @@ from pathlib import Path
 import optuna
 import pytest
 
-from helpers import slurm_cluster
 from rnnbench.search.study import counts, open_storage
 
 STEPS, EVERY = 400, 40  # trials long enough that a signal lands mid-trial
@@ -38,18 +37,6 @@ ARGS = [
     "search.slurm.timeout_min=120",
     "search.slurm.sbatch={comment:rnnbench-test}",
 ]
-
-
-@pytest.fixture(scope="session")
-def slurm():
-    try:
-        cluster = slurm_cluster.start(cpus=2, memory_mb=2048, timeout=300)
-    except slurm_cluster.Unavailable as reason:
-        pytest.skip(str(reason))
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 def wait_until(ready, what: str, timeout: float, poll: float = 0.5, log: Path | None = None):
