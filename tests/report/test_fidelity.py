@@ -161,8 +161,8 @@ def test_claims_cover_the_reference_list_once_with_the_papers_values():
     assert len(ids) == len(set(ids))
     # every number of reference-results.md: 10 cells x 3 search columns, 7 PTB-with-dropout values, 3 Zaremba
     # models, 2 Chung values, the Greff ranges (best 10% per variant, all trials) and the four Welch findings
-    # plus the two fANOVA findings
-    assert len(ids) == 30 + 7 + 3 + 2 + len(GREFF_CELLS) + 1 + 4 + 2
+    # plus the two fANOVA findings; and the architecture search's two findings (spec/search.md)
+    assert len(ids) == 30 + 7 + 3 + 2 + len(GREFF_CELLS) + 1 + 4 + 2 + 2
     by_id = {claim.id: claim for claim in CLAIMS}
     assert by_id["jozefowicz.xml.lstm"].paper is lookup("xml", "lstm", "acc", "search")
     assert (
@@ -396,3 +396,67 @@ def test_a_no_difference_finding_needs_enough_trials(tmp_path):
     make_greff(tmp_path, offsets={"greff_v": 0.0, "cifg": 0.0}, draws=3)
     row = rows_of(tmp_path).loc["greff.jsb.welch.cifg"]
     assert row["status"] == "not comparable" and "a no-difference finding needs >= 20" in row["note"]
+
+
+def make_evolve(root: Path, bests: dict, paper_scale: bool) -> None:
+    """A search summary as ``rnnbench.evolve`` writes it: ``bests`` maps an origin (lstm, gru, lstm_b, or
+    a mutant's hash) to its best per task; at the paper's scale or at this machine's."""
+    tasks = ["arithmetic", "xml", "ptb"] if paper_scale else ["arithmetic", "xml"]
+    gru = bests["gru"]
+
+    def scored(best):  # ratios and fitness against the GRU, as the search computes them (ptb: lower wins)
+        ratios = {t: gru[t] / best[t] if t == "ptb" else best[t] / gru[t] for t in tasks}
+        return {"ratios": ratios, "fitness": min(ratios.values())}
+
+    candidates = []
+    for name, best in bests.items():
+        origin = name if name in ("lstm", "gru", "lstm_b") else "mutant"
+        candidates.append({"hash": f"{name:0>16}", "origin": origin, "best": best, **scored(best)})
+    summary = {
+        "settings": {"tasks": tasks, "draws": 20 if paper_scale else 3},
+        "funnel": {"generated": 10_000 if paper_scale else 200},
+        "candidates": candidates,
+    }
+    folder = root / "jozefowicz-evolve" / "data" / "evolve" / "search"
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps(summary))
+
+
+REFERENCES = {
+    "lstm": {"arithmetic": 0.80, "xml": 0.40, "ptb": 120.0},
+    "gru": {"arithmetic": 0.85, "xml": 0.42, "ptb": 118.0},
+}
+
+
+@pytest.mark.parametrize(
+    "mutant, paper_scale, status",
+    [
+        ({"arithmetic": 0.90, "xml": 0.41, "ptb": 119.0}, True, "reproduced"),  # beats both on one task
+        ({"arithmetic": 0.90, "xml": 0.43, "ptb": 117.0}, True, "not reproduced"),  # on every task only
+        ({"arithmetic": 0.84, "xml": 0.41, "ptb": 119.0}, True, "not reproduced"),  # on none
+        ({"arithmetic": 0.90, "xml": 0.41}, False, "not comparable"),  # a CPU-scale search
+    ],
+)
+def test_an_architecture_beating_both_references_on_some_tasks(tmp_path, mutant, paper_scale, status):
+    bests = {**REFERENCES, "lstm_b": REFERENCES["lstm"], "m1": mutant}
+    make_evolve(tmp_path, bests, paper_scale)
+    row = rows_of(tmp_path).loc["jozefowicz.evolve.beats-some"]
+    assert row["status"] == status, row["note"]
+    if status == "reproduced":
+        assert (
+            row["ours"].startswith("1 of 1 mutant scored on every task")
+            and "arithmetic 1.059x" in row["ours"]
+        )
+    if status == "not comparable":
+        assert "200 mutants (paper: over 10,000)" in row["note"] and "3 draws per task" in row["note"]
+        assert "tasks arithmetic, xml (paper: arithmetic, xml, ptb)" in row["note"]
+
+
+@pytest.mark.parametrize("lstm_b_xml, status", [(0.415, "reproduced"), (0.39, "not reproduced")])
+def test_the_forget_bias_closing_the_gap_to_the_gru(tmp_path, lstm_b_xml, status):
+    lstm_b = {"arithmetic": 0.86, "xml": lstm_b_xml, "ptb": 118.5}
+    make_evolve(tmp_path, {**REFERENCES, "lstm_b": lstm_b}, paper_scale=True)
+    row = rows_of(tmp_path).loc["jozefowicz.evolve.forget-bias"]
+    assert row["status"] == status, row["note"]
+    # fitness: the smallest ratio to the GRU's best (arithmetic for the LSTM, 0.80 / 0.85)
+    assert "lstm 0.941" in row["ours"] and f"lstm_b {min(lstm_b_xml / 0.42, 118 / 118.5):.3f}" in row["ours"]

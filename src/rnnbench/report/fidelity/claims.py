@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from rnnbench.report import paper_results
+from rnnbench.report.fidelity.evolution import beats_some, forget_bias
 from rnnbench.report.fidelity.folder import Folder
 from rnnbench.report.fidelity.measure import Measured
 from rnnbench.report.fidelity.runs import ZAREMBA, chung, ptb_dropout, zaremba
@@ -40,6 +41,8 @@ COST = {
     "10 cells x 100 draws: ~1,000 CPU-hours, tens of GPU-hours",
     "jozefowicz-ptb-dropout": "7 runs of ~20M parameters: about a day each here, an hour or two each on "
     "one GPU",
+    "jozefowicz-evolve": "the paper's search (over 10,000 architectures, ~230,000 trials at 250K-1M "
+    "parameters): GPU-months; at CPU scale (evolve=jozefowicz_cpu, 200 mutants, 20K parameters): about 5 h",
     "zaremba-small": "about 50 min here (13 epochs of ~3.6 min)",
     "zaremba-medium": "about a day here (39 epochs of 2x650 at ~10x the small model's work); ~1 h on one GPU",
     "zaremba-large": "about a week here (55 epochs of 2x1500 at ~50x the small model's work); "
@@ -142,6 +145,29 @@ def declare() -> list[Claim]:
                     metric=metric,
                 )
             )
+    for claim_id, words, measure in (
+        (
+            "beats-some",
+            "an evolved architecture outperforms both the LSTM and the GRU on some but not all tasks",
+            beats_some,
+        ),
+        (
+            "forget-bias",
+            "adding a bias of 1 to the LSTM's forget gate closes the gap between the LSTM and the GRU",
+            forget_bias,
+        ),
+    ):  # the abstract's findings (spec/search.md "Architecture search")
+        claims.append(
+            Claim(
+                f"jozefowicz.evolve.{claim_id}",
+                paper_results.JOZEFOWICZ,
+                f"architecture search: {words}",
+                "jozefowicz-evolve",
+                measure,
+                finding=words,
+                evidence="primary",
+            )
+        )
     for value in paper_results.PAPER_VALUES:
         if value.source == paper_results.JOZEFOWICZ and value.setting.startswith("PTB with dropout"):
             claims.append(
