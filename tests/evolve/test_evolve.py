@@ -76,21 +76,21 @@ def test_a_killed_search_continues_to_the_same_list_and_trains_nothing_twice(tmp
     assert "h' = " in text and "| tanh | built-in |" in text
 
 
-def test_a_bad_evolve_key_is_one_line(tmp_path):
+@pytest.mark.parametrize(
+    "override, start, words",
+    [
+        ("evolve.basline=gru", "evolve.basline is not a config key; valid keys", ("baseline", "candidates")),
+        ("search.pruner=median", "search.pruner=median: an architecture search needs", ("pruner=none",)),
+    ],
+)
+def test_a_bad_setting_is_one_line(tmp_path, override, start, words):
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rnnbench.evolve",
-            "evolve=jozefowicz",
-            "evolve.basline=gru",
-            f"results_dir={tmp_path}",
-        ],
+        [sys.executable, "-m", "rnnbench.evolve", "evolve=jozefowicz", override, f"results_dir={tmp_path}"],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("rnnbench.evolve: error: evolve.basline is not a config key; valid keys")
-    assert "baseline" in line and "candidates" in line
+    assert line.startswith(f"rnnbench.evolve: error: {start}")
+    assert all(word in line for word in words)

@@ -30,6 +30,11 @@ class Unavailable(Exception):
     """This machine cannot run the cluster (the message says why)."""
 
 
+# how long SLURM keeps a requeued job back (default 120 s): a job started before its old credential has
+# expired is killed ("Job credential revoked"), so tests wait for this rather than force an earlier start
+CRED_EXPIRE_S = 10
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -112,7 +117,7 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket={socket_path}
+AuthInfo=socket={socket_path},cred_expire={CRED_EXPIRE_S}
 StateSaveLocation={folder}/state
 SlurmdSpoolDir={folder}/spool
 SlurmctldPidFile={folder}/slurmctld.pid

@@ -460,3 +460,20 @@ def test_the_forget_bias_closing_the_gap_to_the_gru(tmp_path, lstm_b_xml, status
     assert row["status"] == status, row["note"]
     # fitness: the smallest ratio to the GRU's best (arithmetic for the LSTM, 0.80 / 0.85)
     assert "lstm 0.941" in row["ours"] and f"lstm_b {min(lstm_b_xml / 0.42, 118 / 118.5):.3f}" in row["ours"]
+
+
+def test_a_mutant_without_a_value_is_left_out_of_the_findings(tmp_path):
+    bests = {
+        **REFERENCES,
+        "lstm_b": REFERENCES["lstm"],
+        "m1": {"arithmetic": 0.90, "xml": 0.41, "ptb": 119.0},
+    }
+    make_evolve(tmp_path, bests, paper_scale=True)
+    path = tmp_path / "jozefowicz-evolve" / "data" / "evolve" / "search" / "summary.json"
+    summary = json.loads(path.read_text())
+    summary["candidates"].append(  # a draw that never trained: summary.json writes its NaN as null
+        {"hash": "f" * 16, "origin": "mutant", "best": {"arithmetic": 0.95, "xml": None, "ptb": 110.0}}
+    )
+    path.write_text(json.dumps(summary))
+    row = rows_of(tmp_path).loc["jozefowicz.evolve.beats-some"]
+    assert row["status"] == "reproduced" and row["ours"].startswith("1 of 1 mutant"), row["ours"]

@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import optuna
@@ -324,6 +325,32 @@ def test_the_slurm_path_submits_worker_jobs(tmp_path):
     ]
     assert search(tmp_path, *args) == 0
     assert counts(load(tmp_path, "t-arithmetic-lstm"))["complete"] == 2
+
+
+def test_a_failed_worker_job_is_one_line_and_the_wait_goes_on():
+    from submitit.core.utils import FailedJobError
+
+    from rnnbench.search.slurm import wait_for
+
+    waited = []
+
+    class Job:  # what the launcher uses of a submitit job
+        def __init__(self, job_id, error=None):
+            self.job_id, self.error = job_id, error
+            self.paths = SimpleNamespace(stderr=Path(f"slurm/{job_id}/{job_id}_0_log.err"))
+
+        def result(self):
+            waited.append(self.job_id)
+            if self.error:
+                raise self.error
+            return 1
+
+    failed = FailedJobError("Job (task=0) failed during processing with trace:\nTraceback ...")
+    problems = wait_for([Job("7_0", failed), Job("7_1")])
+    assert waited == ["7_0", "7_1"]  # the other job is still waited for
+    assert problems == [
+        "job 7_0 failed (Job (task=0) failed during processing with trace:); its log: slurm/7_0/7_0_0_log.err"
+    ]
 
 
 def free_port() -> int:

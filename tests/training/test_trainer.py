@@ -21,7 +21,7 @@ from rnnbench.model.network import SequenceModel, build_model
 from rnnbench.tasks import build_task
 from rnnbench.training.optim import build_optimizer
 from rnnbench.training.schedules import Schedule, lr_sequence
-from rnnbench.training.trainer import train
+from rnnbench.training.trainer import Trainer, train
 
 
 def test_resume_after_step_limit_is_identical(tmp_path):
@@ -358,3 +358,39 @@ def test_a_model_too_large_for_memory_is_a_config_error(tmp_path):
 
     with pytest.raises(ConfigError, match=r"cell.hidden_size=60000 gives .*M parameters, more than"):
         train(compose_config(*SMALL, "cell.hidden_size=60000"), tmp_path)
+
+
+@pytest.mark.parametrize("clip", [None, 1e-3])
+def test_the_logged_gradient_norm_is_the_update_over_the_learning_rate(tmp_path, clip):
+    # plain SGD, one update per evaluation: each update is lr x the (clipped) gradient, so the
+    # parameters' change measures the norm the trainer logs, independently of how it computed it
+    lr = 0.05
+    cfg = compose_config(
+        *SMALL,
+        "model.dropout=0.0",
+        "trainer.optimizer=sgd",
+        "trainer.momentum=0.0",
+        f"trainer.lr={lr}",
+        f"trainer.clip_norm={'null' if clip is None else clip}",
+        "trainer.eval_every=1",
+        "trainer.max_steps=4",
+    )
+    seen = []
+
+    def snapshot(record):
+        seen.append((record, torch.cat([p.detach().flatten().clone() for p in trainer.model.parameters()])))
+        return "continue"
+
+    trainer = Trainer(cfg, tmp_path, on_eval=snapshot)
+    before = torch.cat([p.detach().flatten().clone() for p in trainer.model.parameters()])
+    trainer.run()
+    assert len(seen) == 4
+    for record, after in seen:
+        step = float(torch.linalg.vector_norm(after - before)) / lr
+        if clip is None:
+            assert record["train/grad_norm"] == pytest.approx(step, rel=1e-4)
+            assert record["train/clipped"] == 0.0
+        else:  # every update was scaled down to the clip norm
+            assert step == pytest.approx(clip, rel=1e-3) and record["train/grad_norm"] > 10 * clip
+            assert record["train/clipped"] == 1.0
+        before = after

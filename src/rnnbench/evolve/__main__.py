@@ -44,6 +44,11 @@ def run(argv: list[str]) -> int:
     settings = read_settings(cfg)
     if not cfg.search.space:
         raise ConfigError("search.space is empty; choose evolve=jozefowicz (or search=jozefowicz)")
+    if cfg.search.pruner != "none":  # a pruned draw's outcome depends on which trials finished first
+        raise ConfigError(
+            f"search.pruner={cfg.search.pruner}: an architecture search needs every draw trained to its end "
+            "(search.pruner=none) to replay the same choices"
+        )
     record = Record(cfg.results_dir, settings.name, OmegaConf.to_container(cfg.evolve, resolve=True))
     try:
         evolution = Evolution(settings, list(argv), record).run()

@@ -20,6 +20,7 @@ import random
 from dataclasses import dataclass, field
 
 from rnnbench.cells.genome import canonical_hash, mutate, parse, to_text
+from rnnbench.errors import ConfigError
 from rnnbench.evolve.settings import Settings, genome_text
 from rnnbench.evolve.stages import evaluate, study_prefix
 from rnnbench.tasks import TASKS
@@ -91,6 +92,14 @@ class Evolution:
             for task in (self.s.memorization_task, *self.s.tasks):  # the filter: recorded, not applied
                 self.score_on(c, task, 1)
         self.baseline = canonical_hash(to_text(parse(genome_text(self.s.baseline))))
+        for task in self.s.tasks:  # every ratio divides by these
+            value = self.candidates[self.baseline].best[task]
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(
+                    f"the baseline {self.s.baseline} has no usable best on {task} ({value}): no draw of "
+                    f"study {study_prefix(self.s.name, self.baseline, task)}-genome trained; "
+                    "check the task's training settings (evolve.task_args)"
+                )
         for entry in self.s.start:
             self.list(self.candidates[canonical_hash(to_text(parse(genome_text(entry))))])
         for entry in self.s.score:
@@ -140,8 +149,8 @@ class Evolution:
             self.funnel.failed_memorization += 1
             return
         for task in self.s.tasks:
-            self.score_on(c, task, 1)
-            if self.ratio(c, task) < self.s.drop_below:
+            value = self.score_on(c, task, 1)
+            if not math.isfinite(value) or self.ratio(c, task) < self.s.drop_below:
                 c.stage = task
                 self.funnel.dropped[task] = self.funnel.dropped.get(task, 0) + 1
                 return

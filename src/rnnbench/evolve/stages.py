@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import sys
 
 import optuna
 
@@ -40,10 +41,10 @@ def evaluate(argv: list[str], text: str, prefix: str, task_args: tuple[str, ...]
     studies, storage = open_studies(search)
     if shortfall(studies, n_trials) is not None:
         if s.launcher == "slurm":  # worker jobs of this evaluation; the search waits for them
-            from rnnbench.search.slurm import submit
+            from rnnbench.search.slurm import submit, wait_for
 
-            for job in submit(search.cfg, search.argv):
-                job.result()
+            for problem in wait_for(submit(search.cfg, search.argv)):
+                print(f"rnnbench.evolve: {problem}", file=sys.stderr)
         else:
             run_pool(search, studies, storage)
         studies, storage = open_studies(search)

@@ -10,7 +10,7 @@ from torch.func import functional_call, vmap
 from rnnbench.population.member import Member
 from rnnbench.population.member_layer import wrap_layers
 from rnnbench.population.padding import pad, unpad
-from rnnbench.population.stacked_optim import StackedOptimizer, clip_per_member
+from rnnbench.population.stacked_optim import StackedOptimizer, clip_per_member, member_norms
 from rnnbench.tasks.base import Batch
 from rnnbench.training.trainer import detach
 
@@ -143,11 +143,13 @@ class Group:
         loss_sum, count, self.state = batched(*args)
         return loss_sum, count, sequences
 
-    def update(self, active: torch.Tensor, everyone: bool):
+    def update(self, active: torch.Tensor, everyone: bool) -> torch.Tensor:
         """Clips and steps every active member with its own values (``everyone``: all are active);
-        carries the state on."""
+        carries the state on. Returns each member's gradient norm before clipping, (K,)."""
+        grads = [p.grad for p in self.params.values() if p.grad is not None]
+        norms = member_norms(grads)
         if self.clip_norm is not None:
-            clip_per_member([p.grad for p in self.params.values() if p.grad is not None], self.clip_norm)
+            clip_per_member(grads, norms, self.clip_norm)
         lr = torch.tensor(
             [m.trainer.optimizer.param_groups[0]["lr"] for m in self.members], device=self.device
         )
@@ -155,6 +157,7 @@ class Group:
         for p in self.params.values():
             p.grad = None
         self.carried = detach(self.state) if self.task.carries_state else None
+        return norms
 
     def values(self, key: str, missing: float = 0.0) -> list[float]:
         """Each member's ``trainer.<key>``."""

@@ -22,9 +22,14 @@ def per_member(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return values.view(-1, *([1] * (like.dim() - 1)))
 
 
-def clip_per_member(grads: list[torch.Tensor], max_norms: torch.Tensor) -> None:
-    """Scales each member's gradients to at most its own global norm (inf: no clipping), in place."""
-    norms = torch.stack([g.flatten(1).norm(dim=1) for g in grads], 1).norm(dim=1)  # (K,)
+def member_norms(grads: list[torch.Tensor]) -> torch.Tensor:
+    """Each member's global gradient norm, (K,)."""
+    return torch.stack([g.flatten(1).norm(dim=1) for g in grads], 1).norm(dim=1)
+
+
+def clip_per_member(grads: list[torch.Tensor], norms: torch.Tensor, max_norms: torch.Tensor) -> None:
+    """Scales each member's gradients (global ``norms``) to at most its own max norm (inf: no clipping),
+    in place."""
     coef = (max_norms / (norms + 1e-6)).clamp(max=1.0)
     for g in grads:
         g.mul_(per_member(coef, g))

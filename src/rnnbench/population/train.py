@@ -29,6 +29,7 @@ On the command line, ``trainer.population=K`` trains seeds seed, seed+1, ..., se
 from __future__ import annotations
 
 import copy
+import math
 import time
 from contextlib import ExitStack
 from itertools import islice
@@ -48,6 +49,7 @@ from rnnbench.training import checkpoint
 from rnnbench.training.lock import run_lock
 from rnnbench.training.loggers import open_logger
 from rnnbench.training.loss import training_loss
+from rnnbench.training.progress import TENSORS
 from rnnbench.training.runtime import derived_seed, process_settings, seed_everything
 from rnnbench.training.stop_signal import StopSignal
 from rnnbench.training.trainer import Trainer
@@ -189,6 +191,8 @@ class Population:
         self.place = {k: (g, j) for g, ks in enumerate(self.order) for j, k in enumerate(ks)}
         grouped = [k for ks in self.order for k in ks]
         self.position = torch.tensor([grouped.index(k) for k in range(len(sizes))], device=self.device)
+        clips = [m.trainer.tc.clip_norm for m in self.members]
+        self.clip_norms = torch.tensor([math.inf if c is None else c for c in clips], device=self.device)
         seed_everything(derived_seed(cfgs[0].seed, 2))  # dropout and input noise draws
 
     def stack_members(self, saved_optimizer: list[dict] | None):
@@ -217,15 +221,19 @@ class Population:
         active[running] = True
         active = active.to(self.device)
         torch.where(active, loss, torch.zeros_like(loss)).sum().backward()
+        norms = torch.zeros_like(loss_sum)
         for group, ks in zip(self.groups, self.order):
-            group.update(active[ks], all(k in running for k in ks))
+            norms[ks] = group.update(active[ks], all(k in running for k in ks)).to(norms.dtype)
         zero = torch.zeros_like(loss_sum)
-        self.window_loss += torch.where(active, loss_sum.detach(), zero)
-        self.window_count += torch.where(active, count.detach(), zero)
+        w = self.windows
+        w["window_loss"] += torch.where(active, loss_sum.detach(), zero)
+        w["window_count"] += torch.where(active, count.detach(), zero)
+        w["window_grad_norm"] += torch.where(active, norms, zero)
+        w["window_clipped"] += (active & (norms > self.clip_norms)).to(zero.dtype)
         seconds = time.perf_counter() - tick
         for m, k in zip(members, running):
             p = m.trainer.progress
-            p.step, p.batch_in_epoch = p.step + 1, p.batch_in_epoch + 1
+            p.step, p.batch_in_epoch, p.window_steps = p.step + 1, p.batch_in_epoch + 1, p.window_steps + 1
             p.window_tokens += tokens[k]
             p.window_seconds += seconds
 
@@ -261,8 +269,7 @@ class Population:
             for group in self.groups:
                 carried = [m.trainer.carried for m in group.members]
                 group.carried = None if any(c is None for c in carried) else stack_states(carried)
-        self.window_loss = torch.stack([m.trainer.progress.window_loss for m in self.members])
-        self.window_count = torch.stack([m.trainer.progress.window_count for m in self.members])
+        self.stack_windows()
         was_running = self.running()
         if was_running:
             with StopSignal() as stop:
@@ -336,12 +343,16 @@ class Population:
                 return
             yield batch
 
+    def stack_windows(self):
+        """The members' window sums (loss, count, gradient norm, clipped steps) as (K,) tensors."""
+        self.windows = {
+            name: torch.stack([getattr(m.trainer.progress, name) for m in self.members]) for name in TENSORS
+        }
+
     def sync_windows(self):
         for k, m in enumerate(self.members):
-            m.trainer.progress.window_loss, m.trainer.progress.window_count = (
-                self.window_loss[k],
-                self.window_count[k],
-            )
+            for name, stacked in self.windows.items():
+                setattr(m.trainer.progress, name, stacked[k])
 
     def evaluate(self, bar, members: list[int], at_limit: bool = False):
         """Each listed member evaluates, logs, checkpoints and decides exactly as a single run does."""
@@ -349,8 +360,7 @@ class Population:
         for k in members:
             self.load_member(k)
             self.members[k].trainer.evaluate(bar, at_limit)
-        self.window_loss = torch.stack([m.trainer.progress.window_loss for m in self.members])
-        self.window_count = torch.stack([m.trainer.progress.window_count for m in self.members])
+        self.stack_windows()
         self.save_round()
 
     def save_round(self):

@@ -5,6 +5,7 @@ same storage; the report shows them here, by architecture, and leaves them out o
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -26,9 +27,11 @@ def find(inputs: list[str]) -> list[dict]:
     return found
 
 
-def study_prefixes(summaries: list[dict]) -> tuple[str, ...]:
-    """The study names of the searches' evaluations start with these."""
-    return tuple(f"{s['settings']['name']}-" for s in summaries)
+def evaluation_studies(summaries: list[dict]) -> str:
+    """A pattern that the study names of the searches' evaluations match (``<name>-<hash>-<task>-<cell>``,
+    ``rnnbench.evolve.stages``), and no other study: a plain search named like the evolve search stays."""
+    names = "|".join(re.escape(s["settings"]["name"]) for s in summaries)
+    return rf"^(?:{names})-[0-9a-f]{{16}}-.+$"
 
 
 def short(mutation: str | None, changes: int = 3) -> str:

@@ -36,7 +36,7 @@ def make_report(
     trials = load(list(inputs))
     searches = architectures.find(list(inputs))
     if searches:  # an architecture search's evaluations have their own section
-        kept = ~trials.frame["study"].fillna("").str.startswith(architectures.study_prefixes(searches))
+        kept = ~trials.frame["study"].fillna("").str.match(architectures.evaluation_studies(searches))
         trials.frame = trials.frame[kept].reset_index(drop=True)
     out = Path(out)
     try:

@@ -64,14 +64,14 @@ def run(argv: list[str]) -> int:
     search = prepare(argv)
     cfg = search.cfg
     if cfg.search.launcher == "slurm":
-        from rnnbench.search.slurm import submit
+        from rnnbench.search.slurm import submit, wait_for
 
         jobs = submit(cfg, search.argv)
         print(f"submitted {len(jobs)} worker jobs: {', '.join(j.job_id for j in jobs)}")
         if not cfg.search.slurm.wait:
             return 0
-        for job in jobs:
-            job.result()
+        for problem in wait_for(jobs):
+            print(f"rnnbench.search: {problem}", file=sys.stderr)
         code = 0
     else:
         studies, storage = open_studies(search)

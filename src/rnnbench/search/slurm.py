@@ -64,6 +64,19 @@ def submit(cfg: DictConfig, argv: list[str]):
     return executor.map_array(run_worker, [job_argv] * s.jobs)
 
 
+def wait_for(jobs) -> list[str]:
+    """Waits for every worker job to end; one line per job that failed (its trials stay in the study's
+    queue, for the other jobs or the next run of the same command), instead of submitit's traceback."""
+    problems = []
+    for job in jobs:
+        try:
+            job.result()
+        except Exception as error:  # submitit's FailedJobError, UncompletedJobError: the job's own failure
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            problems.append(f"job {job.job_id} failed ({reason}); its log: {job.paths.stderr}")
+    return problems
+
+
 def run_worker(argv: list[str]) -> int:
     """A worker job: works until the queue is empty and returns how many trials it trained. Stopped by
     a signal it saves its trial and queues it again; after SIGUSR2 (pre-emption, time limit) it also

@@ -10,7 +10,7 @@ checkpoints stay loadable with ``weights_only=True``. ``limit_reached``, ``diver
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 
 import torch
 
@@ -30,24 +30,50 @@ class Progress:
     # the window since the last evaluation: summed on the device, read once per evaluation
     window_loss: torch.Tensor = field(default_factory=lambda: torch.zeros(()))
     window_count: torch.Tensor = field(default_factory=lambda: torch.zeros(()))
+    # the gradient's global norm before clipping, summed over the window's steps, and how many were clipped
+    window_grad_norm: torch.Tensor = field(default_factory=lambda: torch.zeros(()))
+    window_clipped: torch.Tensor = field(default_factory=lambda: torch.zeros(()))
+    window_steps: int = 0
     window_tokens: int = 0
     window_seconds: float = 0.0  # in training steps
     window_data_seconds: float = 0.0  # preparing batches
 
     def reset_window(self, device) -> None:
-        self.window_loss = torch.zeros((), device=device)
-        self.window_count = torch.zeros((), device=device)
-        self.window_tokens, self.window_seconds, self.window_data_seconds = 0, 0.0, 0.0
+        for name in TENSORS:
+            setattr(self, name, torch.zeros((), device=device))
+        self.window_steps, self.window_tokens, self.window_seconds, self.window_data_seconds = 0, 0, 0.0, 0.0
 
     def state_dict(self) -> dict:
-        state = asdict(self)
-        state["window_loss"], state["window_count"] = self.window_loss.cpu(), self.window_count.cpu()
-        return state
+        return asdict(self) | {name: getattr(self, name).cpu() for name in TENSORS}
 
     def load_state_dict(self, state: dict, device) -> None:
         for f in fields(self):
-            setattr(self, f.name, state[f.name])
-        self.window_loss, self.window_count = self.window_loss.to(device), self.window_count.to(device)
+            if f.name in state:
+                setattr(self, f.name, state[f.name])
+            else:  # a checkpoint written before the field existed
+                setattr(self, f.name, f.default if f.default_factory is MISSING else f.default_factory())
+        for name in TENSORS:
+            setattr(self, name, getattr(self, name).to(device))
+
+
+TENSORS = ("window_loss", "window_count", "window_grad_norm", "window_clipped")  # kept on the device
+
+
+def global_norm(grads) -> torch.Tensor:
+    """The 2-norm of all ``grads`` together, as ``torch.nn.utils.clip_grad_norm_`` computes it."""
+    norms = [torch.linalg.vector_norm(g) for g in grads]
+    return torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
+
+
+def window_gradients(p: Progress) -> dict:
+    """The metrics line's gradient fields for the window: the mean global norm before clipping and the
+    share of steps that clipping scaled down (0 without clipping); a sync, once per evaluation."""
+    if p.window_steps == 0:
+        return {}
+    return {
+        "train/grad_norm": float(p.window_grad_norm) / p.window_steps,
+        "train/clipped": float(p.window_clipped) / p.window_steps,
+    }
 
 
 def limit_reached(step: int, epoch: int, minutes: float, max_steps, max_epochs, max_minutes) -> str | None:

@@ -39,7 +39,14 @@ from rnnbench.training.lock import run_lock
 from rnnbench.training.loggers import open_logger
 from rnnbench.training.loss import training_loss
 from rnnbench.training.optim import base_learning_rate, build_optimizer
-from rnnbench.training.progress import Progress, better, divergence, limit_reached
+from rnnbench.training.progress import (
+    Progress,
+    better,
+    divergence,
+    global_norm,
+    limit_reached,
+    window_gradients,
+)
 from rnnbench.training.runfiles import RunFiles
 from rnnbench.training.runtime import derived_seed, process_settings, seed_everything
 from rnnbench.training.schedules import Schedule
@@ -217,27 +224,35 @@ class Trainer:
             p.initial_loss = float((loss_sum / count).detach())  # a sync, once per run
         loss = training_loss(loss_sum, count, batch.targets.shape[1], tc.loss_over_time)
         self.optimizer.zero_grad(set_to_none=True)
-        self.backward_and_update(loss)
+        norm = self.backward_and_update(loss)
         self.carried = detach(state) if task.carries_state else None
         p.step, p.batch_in_epoch = p.step + 1, p.batch_in_epoch + 1
         p.window_loss += loss_sum.detach()
         p.window_count += count
+        p.window_grad_norm += norm
+        if tc.clip_norm is not None:
+            p.window_clipped += norm > tc.clip_norm
+        p.window_steps += 1
         p.window_tokens += tokens
         p.window_seconds += time.perf_counter() - tick
 
-    def backward_and_update(self, loss):
+    def backward_and_update(self, loss) -> torch.Tensor:
+        """The gradient's global norm before clipping (a tensor on the device: no sync)."""
         if self.scaler:
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
         else:
             loss.backward()
         if self.tc.clip_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.clip_norm)
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.clip_norm)
+        else:
+            norm = global_norm(p.grad for p in self.model.parameters() if p.grad is not None)
         if self.scaler:
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
             self.optimizer.step()
+        return norm.detach()
 
     @torch.no_grad()
     def evaluate(self, bar, at_limit: bool = False):
@@ -261,6 +276,7 @@ class Trainer:
             "split": "valid",
             **valid,
             "train/loss": train_loss,
+            **window_gradients(p),
             "lr": self.optimizer.param_groups[0]["lr"],
             "tokens_per_s": p.window_tokens / seconds if seconds > 0 else None,
             "data_s": p.window_data_seconds,

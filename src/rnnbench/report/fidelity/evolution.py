@@ -54,17 +54,27 @@ def reference(summary: dict, name: str) -> dict | None:
     return next((c for c in summary["candidates"] if c["origin"] == name), None)
 
 
+def best(candidate: dict | None, task: str) -> float:
+    """A candidate's best on ``task``; NaN where it has none (summary.json writes NaN as null)."""
+    value = (candidate or {}).get("best", {}).get(task)
+    return math.nan if value is None else float(value)
+
+
+def usable(value: float) -> bool:
+    return math.isfinite(value) and value > 0
+
+
 def beats_some(folder: Folder) -> Measured:
     summary = summary_of(folder)
     if summary is None:
         return Measured(missing=f"no search summary in {folder.name}/data/evolve/")
     tasks, lstm, gru = summary["settings"]["tasks"], reference(summary, "lstm"), reference(summary, "gru")
-    if lstm is None or gru is None or not all(t in lstm["best"] and t in gru["best"] for t in tasks):
+    if not all(usable(best(lstm, t)) and usable(best(gru, t)) for t in tasks):
         return Measured(missing="the LSTM and GRU are not scored on every task yet")
     better = {}  # mutant hash -> per task: its best / the better reference's (above 1: beats both)
-    for c in summary["candidates"]:
-        if c["origin"] == "mutant" and all(math.isfinite(c["best"].get(t, math.nan)) for t in tasks):
-            better[c["hash"]] = {t: versus(c["best"][t], lstm["best"][t], gru["best"][t], t) for t in tasks}
+    for c in summary["candidates"]:  # mutants scored on every task (a mutant dropped at the last one too)
+        if c["origin"] == "mutant" and all(usable(best(c, t)) for t in tasks):
+            better[c["hash"]] = {t: versus(best(c, t), best(lstm, t), best(gru, t), t) for t in tasks}
     some = {
         h: r
         for h, r in better.items()
@@ -78,6 +88,11 @@ def beats_some(folder: Folder) -> Measured:
             f" (`{h[:8]}`: " + ", ".join(f"{t} {v:.3f}x" for t, v in r.items()) + " the better of LSTM, GRU)"
         )
     notes = [f"{len(every)} beat both on every task"] if better else []
+    draws = summary["settings"]["draws"]
+    notes.append(  # a re-evaluated reference's best is over more draws than a new mutant's
+        f"bests over {draws * lstm.get('rounds', 1)} draws (LSTM), {draws * gru.get('rounds', 1)} (GRU), "
+        f"{draws} per evaluation of a mutant"
+    )
     return Measured(
         shown=shown,
         agrees=bool(some) if better else None,
@@ -98,10 +113,13 @@ def forget_bias(folder: Folder) -> Measured:
     if summary is None:
         return Measured(missing=f"no search summary in {folder.name}/data/evolve/")
     lstm, lstm_b = reference(summary, "lstm"), reference(summary, "lstm_b")
-    if lstm is None or lstm_b is None or "fitness" not in lstm or "fitness" not in lstm_b:
-        return Measured(missing="lstm and lstm_b are not both scored (evolve.score holds lstm_b)")
+    tasks, baseline = summary["settings"]["tasks"], summary["settings"].get("baseline", "gru")
+    if not all(usable(best(c, t)) for c in (lstm, lstm_b) for t in tasks) or baseline != "gru":
+        return Measured(
+            missing="lstm and lstm_b are not both scored against the GRU (evolve.score holds lstm_b)"
+        )
     a, b = lstm["fitness"], lstm_b["fitness"]
-    per_task = ", ".join(f"{t} {lstm['ratios'][t]:.3f} → {lstm_b['ratios'][t]:.3f}" for t in lstm["ratios"])
+    per_task = ", ".join(f"{t} {lstm['ratios'][t]:.3f} → {lstm_b['ratios'][t]:.3f}" for t in tasks)
     return Measured(
         shown=f"fitness (min over tasks of best / GRU's best): lstm {a:.3f}, lstm_b {b:.3f} ({per_task})",
         agrees=a < 1 and b > a,  # a gap to the GRU that the bias narrows
