@@ -50,6 +50,7 @@ def label(c: dict) -> str:
 def ranking(summary: dict) -> pd.DataFrame:
     """The listed architectures and the scored built-in cells, fittest first, with per-task ratios."""
     tasks = summary["settings"]["tasks"]
+    memory = (summary["settings"].get("memorization") or {}).get("task", "copy")
     rows = []
     for c in summary["candidates"]:
         if c.get("fitness") is None or c["stage"] not in ("listed", "scored"):
@@ -59,6 +60,7 @@ def ranking(summary: dict) -> pd.DataFrame:
                 "architecture": label(c),
                 "kind": "listed" if c["stage"] == "listed" else "built-in",
                 "fitness": c["fitness"],
+                f"{memory} (filter)": c["best"].get(memory),  # the built-in cells' too: recorded, not applied
                 **{f"{t} best": c["best"].get(t) for t in tasks},
                 **{f"{t} / baseline": (c.get("ratios") or {}).get(t) for t in tasks},
                 "parent": "" if c["parent"] is None else c["parent"][:8],
