@@ -59,10 +59,13 @@ class Progress:
 TENSORS = ("window_loss", "window_count", "window_grad_norm", "window_clipped")  # kept on the device
 
 
-def global_norm(grads) -> torch.Tensor:
+def global_norm(grads: list[torch.Tensor]) -> torch.Tensor:
     """The 2-norm of all ``grads`` together, as ``torch.nn.utils.clip_grad_norm_`` computes it."""
-    norms = [torch.linalg.vector_norm(g) for g in grads]
-    return torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
+    if not grads:
+        return torch.zeros(())
+    if hasattr(torch.nn.utils, "get_total_norm"):  # torch >= 2.6: one fused call
+        return torch.nn.utils.get_total_norm(grads)
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
 
 
 def window_gradients(p: Progress) -> dict:

@@ -116,6 +116,10 @@ class Trainer:
         self.model = build_model(cfg, self.task).to(self.device)
         seed_everything(derived_seed(seed, 2))  # dropout, input noise, drawn initial states
         self.forward = torch.compile(self.model) if tc.compile else self.model
+        self.params = list(self.model.parameters())  # the same tensors for the whole run
+        # read at every step: a DictConfig attribute costs microseconds, a plain one nanoseconds
+        self.clip_norm, self.loss_over_time, self.eval_every = tc.clip_norm, tc.loss_over_time, tc.eval_every
+        self.limits = (tc.max_steps, tc.max_epochs, tc.max_minutes)
         self.optimizer = build_optimizer(tc, self.model.parameters())
         self.base_lr = base_learning_rate(tc)
         self.schedule = Schedule(
@@ -196,7 +200,7 @@ class Trainer:
             self.evaluate(bar, at_limit=True)  # a run always ends on an evaluation of its last weights
 
     def eval_due(self, epoch_ended: bool) -> bool:
-        every = self.tc.eval_every
+        every = self.eval_every
         return epoch_ended if every is None else self.progress.step % every == 0
 
     def should_stop(self, stop: StopSignal) -> bool:
@@ -208,13 +212,14 @@ class Trainer:
         return p.status != "running"
 
     def limit(self) -> str | None:
-        p, tc = self.progress, self.tc
-        return limit_reached(p.step, p.epoch, self.wall() / 60, tc.max_steps, tc.max_epochs, tc.max_minutes)
+        p = self.progress
+        return limit_reached(p.step, p.epoch, self.wall() / 60, *self.limits)
 
     def train_step(self, batch):
-        p, tc, task = self.progress, self.tc, self.task
+        p, task = self.progress, self.task
         tick = time.perf_counter()
-        self.model.train()
+        if not self.model.training:  # (an evaluation left it in eval mode)
+            self.model.train()
         tokens = batch.num_tokens  # counted on the host copy: no device sync per step
         batch = batch.to(self.device)
         with self.autocast():
@@ -222,7 +227,7 @@ class Trainer:
             loss_sum, count = task.loss(logits.float(), batch)
         if p.step == 0:
             p.initial_loss = float((loss_sum / count).detach())  # a sync, once per run
-        loss = training_loss(loss_sum, count, batch.targets.shape[1], tc.loss_over_time)
+        loss = training_loss(loss_sum, count, batch.targets.shape[1], self.loss_over_time)
         self.optimizer.zero_grad(set_to_none=True)
         norm = self.backward_and_update(loss)
         self.carried = detach(state) if task.carries_state else None
@@ -230,8 +235,8 @@ class Trainer:
         p.window_loss += loss_sum.detach()
         p.window_count += count
         p.window_grad_norm += norm
-        if tc.clip_norm is not None:
-            p.window_clipped += norm > tc.clip_norm
+        if self.clip_norm is not None:
+            p.window_clipped += norm > self.clip_norm
         p.window_steps += 1
         p.window_tokens += tokens
         p.window_seconds += time.perf_counter() - tick
@@ -243,10 +248,10 @@ class Trainer:
             self.scaler.unscale_(self.optimizer)
         else:
             loss.backward()
-        if self.tc.clip_norm is not None:
-            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.clip_norm)
+        if self.clip_norm is not None:
+            norm = torch.nn.utils.clip_grad_norm_(self.params, self.clip_norm)
         else:
-            norm = global_norm(p.grad for p in self.model.parameters() if p.grad is not None)
+            norm = global_norm([p.grad for p in self.params if p.grad is not None])
         if self.scaler:
             self.scaler.step(self.optimizer)
             self.scaler.update()
