@@ -394,3 +394,15 @@ def test_the_logged_gradient_norm_is_the_update_over_the_learning_rate(tmp_path,
             assert step == pytest.approx(clip, rel=1e-3) and record["train/grad_norm"] > 10 * clip
             assert record["train/clipped"] == 1.0
         before = after
+
+
+def test_a_checkpoint_from_before_the_gradient_fields_still_resumes():
+    from rnnbench.training.progress import Progress
+
+    saved = Progress(step=7, epoch=1).state_dict()
+    for name in ("window_grad_norm", "window_clipped", "window_steps"):  # what older checkpoints lack
+        del saved[name]
+    progress = Progress()
+    progress.load_state_dict(saved, torch.device("cpu"))
+    assert (progress.step, progress.epoch, progress.window_steps) == (7, 1, 0)
+    assert progress.window_grad_norm.item() == 0.0 and progress.window_clipped.item() == 0.0
