@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import asdict
 
 import pytest
 
@@ -44,7 +45,8 @@ def run(tmp_path, monkeypatch, s: Settings, best):
     monkeypatch.setattr(
         controller, "evaluate", lambda argv, text, prefix, task_args, n: best(text, task_args[0])
     )
-    record = Record(str(tmp_path), s.name, {"name": s.name})
+    config = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(s).items()}  # as evolve.* reads
+    record = Record(str(tmp_path), s.name, config)
     try:
         return Evolution(s, [], record).run()
     finally:
@@ -83,3 +85,24 @@ def test_the_report_leaves_out_the_search_s_studies_only():
     assert re.match(pattern, "jozefowicz-0123456789abcdef-arithmetic-genome")
     assert not re.match(pattern, "jozefowicz-arithmetic-lstm")  # a plain search=jozefowicz study
     assert not re.match(pattern, "jozefowicz-cpu-0123456789abcdef-xml-genome")  # another search's
+
+
+def test_a_search_stopped_among_its_references_has_a_summary_the_report_reads(tmp_path, monkeypatch):
+    from rnnbench.report import architectures
+
+    calls = []
+
+    def best(text, task):  # stopped while the GRU (the second reference) trains
+        calls.append(task)
+        if len(calls) > 3:
+            raise KeyboardInterrupt
+        return 0.5
+
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, monkeypatch, settings(), best)
+    (summary,) = architectures.find([str(tmp_path)])
+    (lstm,) = summary["candidates"]
+    assert lstm["origin"] == "lstm" and lstm["best"] == {"copy": 0.5, "arithmetic": 0.5, "xml": 0.5}
+    assert summary["history"] == [] and summary["listed"] == []
+    texts = [getattr(b, "text", "") for b in architectures.blocks(summary, set(), "x")]
+    assert any("0 steps, 0 mutants generated" in t for t in texts)

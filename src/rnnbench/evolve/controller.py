@@ -75,7 +75,8 @@ class Evolution:
 
     def ratio(self, c: Candidate, task: str) -> float:
         """best(candidate) / best(baseline) on ``task``, inverted where lower is better; NaN counts as 0."""
-        mine, base = c.best.get(task, math.nan), self.candidates[self.baseline].best.get(task, math.nan)
+        baseline = self.candidates.get(self.baseline)  # (not yet evaluated while the references are)
+        mine, base = c.best.get(task, math.nan), baseline.best.get(task, math.nan) if baseline else math.nan
         if math.isnan(mine) or math.isnan(base) or base == 0 or mine == 0:
             return 0.0
         return mine / base if TASKS[task].higher_is_better else base / mine
@@ -85,13 +86,14 @@ class Evolution:
 
     # ---- the search -----------------------------------------------------------------------------------
     def run(self):
+        self.baseline = canonical_hash(to_text(parse(genome_text(self.s.baseline))))
         for entry in dict.fromkeys((*self.s.start, *self.s.score)):  # the references, fully evaluated
             text = to_text(parse(genome_text(entry)))
             c = self.add(Candidate(canonical_hash(text), text, origin=entry))
             c.rounds = 1
             for task in (self.s.memorization_task, *self.s.tasks):  # the filter: recorded, not applied
                 self.score_on(c, task, 1)
-        self.baseline = canonical_hash(to_text(parse(genome_text(self.s.baseline))))
+            self.record.snapshot(self, history=False)  # a report can show a search still at its references
         for task in self.s.tasks:  # every ratio divides by these
             value = self.candidates[self.baseline].best[task]
             if not (math.isfinite(value) and value > 0):

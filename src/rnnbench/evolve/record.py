@@ -31,17 +31,19 @@ class Record:
             self.events.write(to_json({"event": kind, **fields}) + "\n")
             self.events.flush()
 
-    def snapshot(self, evolution) -> None:
+    def snapshot(self, evolution, history: bool = True) -> None:
+        """Writes summary.json; ``history``: also adds a point to fitness over the search."""
         listed = [evolution.candidates[h] for h in evolution.listed]
         mutants = [c for c in listed if c.origin == "mutant"]
-        self.history.append(
-            {
-                "step": evolution.step,
-                "generated": evolution.funnel.generated,
-                "best": max((evolution.fitness(c) for c in listed), default=None),
-                "best_mutant": max((evolution.fitness(c) for c in mutants), default=None),
-            }
-        )
+        if history:
+            self.history.append(
+                {
+                    "step": evolution.step,
+                    "generated": evolution.funnel.generated,
+                    "best": max((evolution.fitness(c) for c in listed), default=None),
+                    "best_mutant": max((evolution.fitness(c) for c in mutants), default=None),
+                }
+            )
         candidates = []
         for c in evolution.candidates.values():
             if c.hash not in self.equations:  # a genome's equations do not change: written out once
