@@ -14,6 +14,7 @@ import gc
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -350,6 +351,26 @@ def test_a_full_sqlite_storage_is_one_line(tmp_path):
         assert message is not None, repr(caught.value)
         assert message.startswith(f"could not write the study storage studies.db in {view} (read-only ")
         assert "make the folder writable" in message, message
+
+
+def test_a_storage_file_replaced_under_a_running_search_is_named_as_such(tmp_path):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    path = tmp_path / "studies.db"
+    study = optuna.create_study(storage=f"sqlite:///{path}", study_name="s")
+    study.set_user_attr("before", 1)
+    shutil.copy(path, tmp_path / "copy.db")
+    os.replace(tmp_path / "copy.db", path)  # what a git stash or checkout of a tracked file does
+    with pytest.raises(Exception) as caught:
+        study.set_user_attr("after", 2)
+    message = storage_write_error(caught.value, f"sqlite:///{path}")
+    assert message == (
+        f"could not write the study storage studies.db in {tmp_path} (the file was replaced while open: a "
+        "git checkout or stash of it, or a copy over it); the trials already stored are kept: leave the "
+        "file alone while a search writes it and run the same command again to continue the search"
+    )
+    assert optuna.load_study(study_name="s", storage=f"sqlite:///{path}").user_attrs == {"before": 1}
 
 
 def test_a_journal_storage_on_a_full_disk_is_one_line(tmp_path):

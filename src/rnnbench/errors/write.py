@@ -45,6 +45,7 @@ SQLITE_WRITE = {
 SERVER_FULL = "no space left on device"  # PostgreSQL's DiskFull, MySQL's errno 28
 FREE_SPACE = "free space"
 WRITABLE = "make the folder writable"
+REPLACED = "the file was replaced while open: a git checkout or stash of it, or a copy over it"
 
 
 class RunFileError(ConfigError):
@@ -208,6 +209,11 @@ def storage_file(url: str) -> Path | None:
     return None
 
 
+def writable(path: Path) -> bool:
+    """Whether the file and its folder can be written (so "read-only" means something else)."""
+    return path.is_file() and os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
 def storage_write_error(error: BaseException, url: str) -> str | None:
     """One line for a study storage that could not be written (SQLite on a full disk or in a read-only
     folder, a journal file that cannot grow), or None when ``error`` is something else.
@@ -227,6 +233,9 @@ def storage_write_error(error: BaseException, url: str) -> str | None:
             free = f"{size(free_bytes(path.parent))} free" if path is not None else ""
             if kind == "disk full":
                 cause, fix = f"disk full: {free}" if free else "disk full", FREE_SPACE
+            elif kind == "read-only database" and path is not None and writable(path):
+                # SQLite's answer when the file it has open was replaced (SQLITE_READONLY_DBMOVED)
+                cause, fix = REPLACED, "leave the file alone while a search writes it"
             else:
                 cause = f"{kind}; {free}" if free else kind
                 fix = WRITABLE if kind != "input/output error" else "check the disk"

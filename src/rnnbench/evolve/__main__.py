@@ -69,7 +69,9 @@ def run(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from rnnbench.errors.write import storage_write_error
     from rnnbench.evolve.stages import Unfinished
+    from rnnbench.search.__main__ import storage_of
     from rnnbench.search.trial import WorkerStopped
 
     argv = sys.argv[1:] if argv is None else argv
@@ -91,6 +93,12 @@ def main(argv: list[str] | None = None) -> None:
         name = str(stop) if isinstance(stop, WorkerStopped) else "SIGINT"
         error(f"stopped ({name}); trials in progress were saved: run the same command again to continue")
         sys.exit(128 + getattr(signal.Signals, name, signal.SIGINT).value)
+    except Exception as problem:  # the study storage could not be written: one line, as the search says it
+        line = storage_write_error(problem, storage_of(argv))
+        if line is None:
+            raise
+        error(line.replace("the search", "the architecture search"))
+        sys.exit(WRITE_FAILED)
     sys.exit(code)
 
 
