@@ -143,13 +143,16 @@ class Group:
         loss_sum, count, self.state = batched(*args)
         return loss_sum, count, sequences
 
-    def update(self, active: torch.Tensor, everyone: bool) -> torch.Tensor:
+    def update(self, active: torch.Tensor, everyone: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Clips and steps every active member with its own values (``everyone``: all are active);
-        carries the state on. Returns each member's gradient norm before clipping, (K,)."""
+        carries the state on. Returns each member's gradient norm before clipping and whether clipping
+        scaled it down, (K,) each."""
         grads = [p.grad for p in self.params.values() if p.grad is not None]
         norms = member_norms(grads)
+        clipped = torch.zeros_like(norms, dtype=torch.bool)
         if self.clip_norm is not None:
             clip_per_member(grads, norms, self.clip_norm)
+            clipped = norms > self.clip_norm
         lr = torch.tensor(
             [m.trainer.optimizer.param_groups[0]["lr"] for m in self.members], device=self.device
         )
@@ -157,7 +160,7 @@ class Group:
         for p in self.params.values():
             p.grad = None
         self.carried = detach(self.state) if self.task.carries_state else None
-        return norms
+        return norms, clipped
 
     def values(self, key: str, missing: float = 0.0) -> list[float]:
         """Each member's ``trainer.<key>``."""

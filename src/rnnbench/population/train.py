@@ -29,7 +29,6 @@ On the command line, ``trainer.population=K`` trains seeds seed, seed+1, ..., se
 from __future__ import annotations
 
 import copy
-import math
 import time
 from contextlib import ExitStack
 from itertools import islice
@@ -191,8 +190,6 @@ class Population:
         self.place = {k: (g, j) for g, ks in enumerate(self.order) for j, k in enumerate(ks)}
         grouped = [k for ks in self.order for k in ks]
         self.position = torch.tensor([grouped.index(k) for k in range(len(sizes))], device=self.device)
-        clips = [m.trainer.tc.clip_norm for m in self.members]
-        self.clip_norms = torch.tensor([math.inf if c is None else c for c in clips], device=self.device)
         seed_everything(derived_seed(cfgs[0].seed, 2))  # dropout and input noise draws
 
     def stack_members(self, saved_optimizer: list[dict] | None):
@@ -221,15 +218,15 @@ class Population:
         active[running] = True
         active = active.to(self.device)
         torch.where(active, loss, torch.zeros_like(loss)).sum().backward()
-        norms = torch.zeros_like(loss_sum)
+        norms, clipped = torch.zeros_like(loss_sum), torch.zeros_like(active)
         for group, ks in zip(self.groups, self.order):
-            norms[ks] = group.update(active[ks], all(k in running for k in ks)).to(norms.dtype)
+            norms[ks], clipped[ks] = group.update(active[ks], all(k in running for k in ks))
         zero = torch.zeros_like(loss_sum)
         w = self.windows
         w["window_loss"] += torch.where(active, loss_sum.detach(), zero)
         w["window_count"] += torch.where(active, count.detach(), zero)
         w["window_grad_norm"] += torch.where(active, norms, zero)
-        w["window_clipped"] += (active & (norms > self.clip_norms)).to(zero.dtype)
+        w["window_clipped"] += (active & clipped).to(zero.dtype)
         seconds = time.perf_counter() - tick
         for m, k in zip(members, running):
             p = m.trainer.progress

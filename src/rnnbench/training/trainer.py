@@ -120,7 +120,7 @@ class Trainer:
         # read at every step: a DictConfig attribute costs microseconds, a plain one nanoseconds
         self.clip_norm, self.loss_over_time, self.eval_every = tc.clip_norm, tc.loss_over_time, tc.eval_every
         self.limits = (tc.max_steps, tc.max_epochs, tc.max_minutes)
-        self.optimizer = build_optimizer(tc, self.model.parameters())
+        self.optimizer = build_optimizer(tc, self.params)
         self.base_lr = base_learning_rate(tc)
         self.schedule = Schedule(
             tc.schedule,
