@@ -370,6 +370,8 @@ def test_a_storage_file_replaced_under_a_running_search_is_named_as_such(tmp_pat
         "git checkout or stash of it, or a copy over it); the trials already stored are kept: leave the "
         "file alone while a search writes it and run the same command again to continue the search"
     )
+    evolve = storage_write_error(caught.value, f"sqlite:///{path}", "the architecture search")
+    assert evolve == message.replace("continue the search", "continue the architecture search")
     assert optuna.load_study(study_name="s", storage=f"sqlite:///{path}").user_attrs == {"before": 1}
 
 

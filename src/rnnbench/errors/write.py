@@ -214,9 +214,10 @@ def writable(path: Path) -> bool:
     return path.is_file() and os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
-def storage_write_error(error: BaseException, url: str) -> str | None:
+def storage_write_error(error: BaseException, url: str, search: str = "the search") -> str | None:
     """One line for a study storage that could not be written (SQLite on a full disk or in a read-only
-    folder, a journal file that cannot grow), or None when ``error`` is something else.
+    folder, a journal file that cannot grow), or None when ``error`` is something else; ``search`` names
+    what the same command continues.
 
     Recognises ``sqlite3.OperationalError`` ("database or disk is full", "attempt to write a readonly
     database", ...) as it is, wrapped by SQLAlchemy (``.orig``) or by Optuna (``__cause__``), and a
@@ -253,7 +254,7 @@ def storage_write_error(error: BaseException, url: str) -> str | None:
     )
     return (
         f"could not write the study storage {where} ({cause}); the trials already stored are kept: "
-        f"{fix} and run the same command again to continue the search"
+        f"{fix} and run the same command again to continue {search}"
     )
 
 

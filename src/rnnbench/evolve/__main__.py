@@ -94,10 +94,10 @@ def main(argv: list[str] | None = None) -> None:
         error(f"stopped ({name}); trials in progress were saved: run the same command again to continue")
         sys.exit(128 + getattr(signal.Signals, name, signal.SIGINT).value)
     except Exception as problem:  # the study storage could not be written: one line, as the search says it
-        line = storage_write_error(problem, storage_of(argv))
+        line = storage_write_error(problem, storage_of(argv), "the architecture search")
         if line is None:
             raise
-        error(line.replace("the search", "the architecture search"))
+        error(line)
         sys.exit(WRITE_FAILED)
     sys.exit(code)
 
