@@ -104,6 +104,22 @@ def test_members_in_several_groups_equal_their_separate_runs(tmp_path, monkeypat
         assert_close_runs(d, tmp_path / f"alone-{k}")
 
 
+def test_members_score_the_test_weights_asked_for_and_again_when_it_changes(tmp_path):
+    base = ["task=classify", "cell=gru", "trainer.optimizer=adam", *TINY, "trainer.test_weights=last"]
+    summaries, pop_dirs = run_both(tmp_path, base, MEMBERS)
+    assert [s["test_weights"] for s in summaries] == ["last"] * 3
+    for k, d in enumerate(pop_dirs):
+        assert_close_runs(d, tmp_path / f"alone-{k}")
+        assert [r["step"] for r in metrics(d) if r["split"] == "test"] == [6]
+    best = [[*m, "trainer.test_weights=best"] for m in MEMBERS]  # the ended members, scored again
+    summaries = train_population([compose_config(*base, *m) for m in best], pop_dirs)
+    assert [s["test_weights"] for s in summaries] == ["best"] * 3
+    for k, (s, d) in enumerate(zip(summaries, pop_dirs)):
+        train(compose_config(*base, *best[k]), tmp_path / f"alone-{k}")
+        assert s["steps"] == 6 and [r["step"] for r in metrics(d) if r["split"] == "test"] == [s["best_step"]]
+        assert_close_runs(d, tmp_path / f"alone-{k}")
+
+
 def test_a_diverging_member_stops_alone(tmp_path):
     base = ["task=arithmetic", "cell=gru", "trainer.optimizer=sgd", *TINY, "trainer.max_steps=9"]
     members = [

@@ -129,7 +129,9 @@ ZAREMBA_SMALL = {
 }
 
 
-def make_zaremba(root: Path, test_ppl: float, config=ZAREMBA_SMALL, epochs=13, human=None) -> Path:
+def make_zaremba(
+    root: Path, test_ppl: float, config=ZAREMBA_SMALL, epochs=13, human=None, test_weights="last"
+) -> Path:
     folder = root / "zaremba-small"
     run_dir = folder / "data" / "runs" / "ptb" / "lstm" / "experiment=zaremba_small"
     test = {"test/ppl": test_ppl, "test/mean_p": 0.12, "test/acc": 0.25}
@@ -138,7 +140,7 @@ def make_zaremba(root: Path, test_ppl: float, config=ZAREMBA_SMALL, epochs=13, h
         for e in (1, 2)
     ]
     summary = summary_of("ptb", "lstm", "valid/ppl", False, test_ppl + 4, test, epochs=epochs)
-    write_run(run_dir, config, summary, curve)
+    write_run(run_dir, config, summary | {"test_weights": test_weights}, curve)
     if human is not None:
         (folder / "fidelity.yaml").write_text(human)
     return folder
@@ -187,6 +189,10 @@ def test_a_protocol_that_differs_is_not_comparable(tmp_path):
     row = rows_of(tmp_path).loc["zaremba.small"]
     assert row["status"] == "not comparable"  # though within 3%
     assert "trainer.max_epochs=5 (paper: 13)" in row["note"] and "stopped after 5 epochs" in row["note"]
+    make_zaremba(tmp_path / "best", 114.6, test_weights="best")  # their code scores the last weights
+    row = rows_of(tmp_path / "best").loc["zaremba.small"]
+    assert row["status"] == "not comparable"
+    assert "test scored with the best validation evaluation's weights (their code: the last)" in row["note"]
 
 
 def test_fidelity_yaml_can_only_move_a_row_to_not_comparable_and_is_quoted(tmp_path):

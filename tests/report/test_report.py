@@ -5,6 +5,7 @@ figure is written and embedded, and bad input is one line."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -340,6 +341,24 @@ def test_a_search_with_nothing_complete_yet_is_reported(tmp_path):
     table = pd.read_csv(tmp_path / "out" / "table-jozefowicz.csv").set_index("cell")
     assert table["few_trials"].all() and table["value"].isna().all()
     assert "lstm †" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_the_report_says_which_weights_its_test_values_are_of(tmp_path):
+    runs = tmp_path / "results" / "runs" / "arithmetic"
+    write_run(runs / "lstm" / "a", "arithmetic", "lstm", "valid/acc", True, 0.5, 0.4, "completed")
+    write_run(runs / "gru" / "b", "arithmetic", "gru", "valid/acc", True, 0.6, 0.5, "completed")
+    make_report([str(tmp_path / "results")], tmp_path / "out")
+    assert (
+        "Test values are those of each run's best validation weights."
+        in (tmp_path / "out" / "report.md").read_text()
+    )
+    summary = runs / "gru" / "b" / "summary.json"
+    summary.write_text(json.dumps(json.loads(summary.read_text()) | {"test_weights": "last"}))
+    make_report([str(tmp_path / "results")], tmp_path / "out")
+    assert (
+        "except for 1 of the 2 complete runs: the weights they ended with (`trainer.test_weights=last`)"
+        in (tmp_path / "out" / "report.md").read_text()
+    )
 
 
 def test_ptb_is_shown_as_the_inferred_paper_metric_not_one_over_perplexity():

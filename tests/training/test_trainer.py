@@ -406,3 +406,38 @@ def test_a_checkpoint_from_before_the_gradient_fields_still_resumes():
     progress.load_state_dict(saved, torch.device("cpu"))
     assert (progress.step, progress.epoch, progress.window_steps) == (7, 1, 0)
     assert progress.window_grad_norm.item() == 0.0 and progress.window_clipped.item() == 0.0
+
+
+def test_test_weights_last_scores_the_weights_the_run_ended_with(tmp_path):
+    cfg = compose_config(*SMALL, "trainer.eval_every=3", "trainer.max_steps=6", "trainer.test_weights=last")
+    trainer = Trainer(cfg, tmp_path)
+    scripted = iter([0.5, 0.1])  # valid acc at steps 3 and 6: the best weights are step 3's
+
+    def evaluate(model, split, device, max_batches=None):  # the test "metric" reads the weights it scores
+        if split == "valid":
+            return {"acc": next(scripted), "loss": 1.0}
+        return {"acc": float(sum(p.double().sum() for p in model.parameters())), "loss": 1.0}
+
+    trainer.task.evaluate = evaluate
+    summary = trainer.run()
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    scored = torch.load(tmp_path / "model.pt", weights_only=True)["model"]
+    assert summary["best_step"] == 3 and summary["test_weights"] == "last"
+    assert all(torch.equal(scored[k], v) for k, v in saved["model"].items())  # the final weights
+    assert not all(torch.equal(scored[k], v) for k, v in saved["best_weights"].items())
+    final = sum(v.double().sum() for v in saved["model"].values())  # (its state is its parameters)
+    assert summary["test"]["test/acc"] == pytest.approx(float(final), rel=1e-12)
+    assert [r["step"] for r in metrics(tmp_path) if r["split"] == "test"] == [6]
+
+
+def test_another_test_weights_rescores_an_ended_run_without_training_it(tmp_path):
+    base = [*SMALL, "trainer.eval_every=3", "trainer.max_steps=9"]
+    best = train(compose_config(*base), tmp_path / "best")
+    last = train(compose_config(*base, "trainer.test_weights=last"), tmp_path / "switched")
+    lines = metrics(tmp_path / "switched")
+    assert last["test_weights"] == "last" and [r["step"] for r in lines if r["split"] == "test"] == [9]
+    again = train(compose_config(*base), tmp_path / "switched")  # back to the best weights
+    assert again["test_weights"] == "best" and again["test"] == best["test"]
+    assert again["steps"] == 9 and metrics(tmp_path / "switched") == metrics(tmp_path / "best")
+    assert [r for r in metrics(tmp_path / "switched") if r["split"] == "valid"] == lines[:-1]
+    assert train(compose_config(*base), tmp_path / "switched") == again  # and then it is not run again

@@ -8,6 +8,7 @@ SCHEDULES = ("constant", "zaremba", "halving")  # rnnbench.training.schedules
 LOSS_OVER_TIME = ("mean", "sum")  # rnnbench.training.trainer.training_loss
 AMP = (None, "bf16", "fp16")  # CUDA autocast dtypes
 RESUME = ("auto", "never")
+TEST_WEIGHTS = ("best", "last")  # rnnbench.training.trainer.Trainer.finish
 SAMPLERS = ("random", "tpe", "cmaes", "gp")  # rnnbench.search.study.make_sampler
 PRUNERS = ("none", "median", "hyperband")  # rnnbench.search.study.make_pruner
 LAUNCHERS = ("local", "slurm")  # rnnbench.search.launch | rnnbench.search.slurm

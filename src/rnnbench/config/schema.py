@@ -26,6 +26,7 @@ from rnnbench.config.choices import (
     RESUME,
     SAMPLERS,
     SCHEDULES,
+    TEST_WEIGHTS,
 )
 from rnnbench.config.packages import LOGGER_PACKAGES, check_logger
 from rnnbench.errors import ConfigError
@@ -143,6 +144,8 @@ SCHEMA: dict[str, dict[str, Key] | Key] = {
         "max_minutes": number(0, nullable=True, runtime=True),
         "eval_every": integer(1, nullable=True),
         "eval_batches": integer(1, nullable=True),
+        # which weights the test split scores: a choice made after training, so an ended run may change it
+        "test_weights": choice(*TEST_WEIGHTS, runtime=True),
         "divergence_factor": number(1, low_open=True, nullable=True),
         "resume": choice(*RESUME, runtime=True),
         "deterministic": FLAG,

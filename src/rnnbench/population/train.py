@@ -248,8 +248,9 @@ class Population:
         done = {}
         for k, m in enumerate(self.members):
             if restored[k]:
-                if m.trainer.progress.status != "running" and m.trainer.files.summary.exists():
-                    done[k] = m.trainer.files.read_summary()
+                summary = m.trainer.ended_summary()
+                if summary is not None:
+                    done[k] = summary
                     continue
                 # a member that has ended keeps its evaluation at a limit, as a single run does
                 m.trainer.files.keep_metrics_until(

@@ -76,6 +76,21 @@ def cell_name(row) -> str:
     return f"{row['cell']} {FLAG}" if row["few_trials"] else row["cell"]
 
 
+def test_weights_text(frame: pd.DataFrame) -> str:
+    """Which weights the test values are of: the best validation evaluation's, unless runs say
+    ``trainer.test_weights=last`` (the weights they ended with)."""
+    complete = frame[frame["state"] == "complete"]
+    last = int((complete.get("test_weights", pd.Series(dtype=object)) == "last").sum())
+    if last == 0:
+        return "Test values are those of each run's best validation weights."
+    if last == len(complete):
+        return "Test values are those of the weights each run ended with (`trainer.test_weights=last`)."
+    return (
+        f"Test values are those of each run's best validation weights, except for {last} of the "
+        f"{len(complete)} complete runs: the weights they ended with (`trainer.test_weights=last`)."
+    )
+
+
 def metric_label(metric: str) -> str:
     known = METRICS.get(metric)
     return known.label if known else metric
@@ -175,7 +190,7 @@ def build(trials, jozefowicz, greff, facts, fanova, figures: set, options: dict)
             + ". Statistics use complete trials only; the others are counted in the run facts."
         ),
         Text(
-            "Test values are those of each run's best validation weights. Whenever trials are selected "
+            f"{test_weights_text(frame)} Whenever trials are selected "
             "(the best trial, the best 10%), they are ranked by the validation headline metric, never by the "
             f"test value. {FLAG} marks a cell with fewer than {min_trials} complete trials: shown, "
             "but its numbers are not reliable yet."

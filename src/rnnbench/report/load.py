@@ -19,7 +19,8 @@ Columns of ``Trials.frame``:
 * ``headline``, ``headline_higher``: the validation metric that selects (e.g. ``valid/ppl``), its direction;
 * ``valid``: the best validation headline value, the selection key;
 * ``metric``, ``metric_label``, ``higher_is_better``: the metric shown (``rnnbench.report.units``);
-* ``test``: the test value of the best validation weights in the shown metric (NaN unless complete);
+* ``test``: the test value in the shown metric (NaN unless complete), of the weights ``test_weights``
+  names: ``best`` (the best validation evaluation's) or ``last`` (those the run ended with);
 * ``num_params``, ``hidden_size``, ``num_layers``, ``wall_s``, ``steps``, ``device``, ``run_dir``;
 * ``params``: dict of hyperparameter name -> value (Optuna's names, or config keys for plain runs).
 """
@@ -351,7 +352,7 @@ def sizes(facts: dict) -> dict:
     """The model's size and the run's length and device, from a summary or a trial's attributes (the
     search stores them under the same names)."""
     named = {key: number(facts.get(key)) for key in ("num_params", "hidden_size", "num_layers", "steps")}
-    return {**named, "device": facts.get("device")}
+    return {**named, "device": facts.get("device"), "test_weights": facts.get("test_weights") or "best"}
 
 
 def number(value) -> float:

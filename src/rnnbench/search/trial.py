@@ -31,7 +31,17 @@ from rnnbench.search.study import experimental_api
 from rnnbench.training.lock import RunInUse
 from rnnbench.training.runtime import derived_seed
 
-SUMMARY_ATTRS = ("num_params", "hidden_size", "num_layers", "wall_s", "steps", "epochs", "device", "headline")
+SUMMARY_ATTRS = (
+    "num_params",
+    "hidden_size",
+    "num_layers",
+    "wall_s",
+    "steps",
+    "epochs",
+    "device",
+    "headline",
+    "test_weights",
+)
 
 
 class WorkerStopped(Exception):

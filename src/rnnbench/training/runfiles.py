@@ -3,8 +3,10 @@
 * ``config.yaml``: the fully resolved configuration of the run.
 * ``metrics.jsonl``: one JSON object per evaluation, in order (see docs/runs.md, "Run files").
 * ``summary.json``: written at the end (and rewritten if the run is resumed): status, best and final
-  metrics, test metrics at the best validation point, seed, device, sizes, versions, wall time.
-* ``model.pt``: the weights with the best validation score, with the resolved config beside them.
+  metrics, test metrics (of the weights ``trainer.test_weights`` names: by default the best validation
+  point's), seed, device, sizes, versions, wall time.
+* ``model.pt``: the weights the test split scored (by default those with the best validation score),
+  with the resolved config beside them.
 * ``checkpoint.pt``: the state to resume from (``rnnbench.training.checkpoint``), rewritten at every
   evaluation.
 * ``tensorboard/``: with ``trainer.logger=tensorboard``, event files mirroring metrics.jsonl as it is

@@ -25,6 +25,7 @@ def summarize(cfg: DictConfig, p: Progress, test: dict, facts: dict) -> dict:
         "best": p.best,
         "final": {k: v for k, v in p.last.items() if "/" in k},
         "test": test,
+        "test_weights": tc.test_weights,  # best | last: which weights scored the test split
         "seed": cfg.seed,
         "data_seed": cfg.seed if cfg.data_seed is None else cfg.data_seed,
         "init_seed": cfg.seed if cfg.init_seed is None else cfg.init_seed,

@@ -158,10 +158,9 @@ class Trainer:
         p = self.progress
         if self.restore():
             self.saved_step = p.step
-            if p.status != "running" and self.files.summary.exists():
-                summary = self.files.read_summary()
-                if summary["status"] != "write_failed" and summary.get("steps") == p.step:
-                    return summary  # this run has already ended
+            summary = self.ended_summary()
+            if summary is not None:
+                return summary
             # lines written after the checkpoint are redone; a run that has ended keeps them all
             self.files.keep_metrics_until(p.step, ended=p.status != "running")
         else:
@@ -173,6 +172,17 @@ class Trainer:
                 self.loop(stop)
             self.save_checkpoint()  # records how the run ended
         return self.finish()
+
+    def ended_summary(self) -> dict | None:
+        """The summary of a restored run that has ended and has nothing left to write; None when it is
+        running, its summary records a failed write, or it scored other test weights (a run scored
+        again writes its test line anew)."""
+        p = self.progress
+        if p.status == "running" or not self.files.summary.exists():
+            return None
+        summary = self.files.read_summary()
+        whole = summary["status"] != "write_failed" and summary.get("steps") == p.step
+        return summary if whole and summary.get("test_weights", "best") == self.tc.test_weights else None
 
     def loop(self, stop: StopSignal):
         p, tc = self.progress, self.tc
@@ -323,15 +333,21 @@ class Trainer:
         self.set_lr()
 
     def finish(self) -> dict:
+        """Scores the test split with ``trainer.test_weights`` (the best evaluation's weights, or those
+        the run ended with) and writes the test line, model.pt and summary.json."""
         p, test = self.progress, {}
         if self.best_weights is not None and p.status in ("completed", "diverged"):
-            self.model.load_state_dict(self.best_weights)
+            last = self.tc.test_weights == "last"
+            final = {k: v.detach().clone() for k, v in self.model.state_dict().items()} if last else None
+            weights = final if last else self.best_weights
+            self.model.load_state_dict(weights)
             self.model.eval()
             test = prefixed("test", self.task.evaluate(self.model, "test", self.device, self.tc.eval_batches))
+            step = p.step if last else p.best_step
             self.files.append_metrics(
-                {"step": p.best_step, "epoch": p.epoch, "split": "test", **test, "wall_s": self.wall()}
+                {"step": step, "epoch": p.epoch, "split": "test", **test, "wall_s": self.wall()}
             )
-            self.files.save_model(self.best_weights, self.cfg)
+            self.files.save_model(weights, self.cfg)
         summary = summarize(self.cfg, p, test, self.facts())
         self.files.write_summary(summary)
         return summary

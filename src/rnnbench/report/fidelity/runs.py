@@ -39,6 +39,7 @@ ZAREMBA = {
         "trainer.max_epochs": 55,
     },
 }
+TEST_WEIGHTS = "test scored with the best validation evaluation's weights (their code: the last)"
 PTB_DROPOUT_PARAMS = 20e6  # Jozefowicz et al.'s final PTB models: ~20M parameters
 
 
@@ -69,6 +70,8 @@ def zaremba(size: str) -> Callable[[Folder], Measured]:
         epochs = summary.get("epochs")
         if epochs is not None and epochs < wanted["trainer.max_epochs"]:
             found.differs.append(f"stopped after {epochs} epochs ({summary.get('stop_reason')})")
+        if summary.get("test_weights", "best") != "last":  # their main.lua tests once, after the last epoch
+            found.differs.append(TEST_WEIGHTS)
         return found
 
     return measure
