@@ -276,6 +276,12 @@ def test_all_trials_with_fewer_draws_than_the_paper_are_not_comparable(greff):
     tests = [greff_nll(cell, k)[1] for cell in OFFSETS for k in range(DRAWS)]
     assert row["ours"] == f"{min(tests):.2f}–{max(tests):.2f}"
     assert row["status"] == "not comparable" and "paper: 200 each" in row["note"]
+    names = [(cell, k) for cell in OFFSETS for k in range(DRAWS)]
+    by_trial = {f"{cell} greff-jsb-{cell}#{k}": greff_nll(cell, k)[1] for cell, k in names}
+    top = max(by_trial.values())
+    highest = [name for name, value in by_trial.items() if value == top]  # (two offsets tie)
+    above = sum(value > 12.5 for value in by_trial.values())
+    assert any(f"{above} above 12.5, the highest {name} ({top:.2f})" in row["note"] for name in highest)
 
 
 def test_welch_findings_follow_the_sign_and_p_value(greff):
