@@ -106,3 +106,22 @@ def test_a_genome_s_text_is_named_by_its_hash_in_the_run_folder():
     assert "Linear" not in name and " " not in name
     assert run_name(f"cell.genome='{text}'") != run_name("cell.genome='h\\' = relu(Linear(x, h))'")
     assert run_name("cell=gru,seed=1") == "cell=gru,seed=1" and run_name("") == "default"
+
+
+def test_an_unquoted_genome_is_told_the_quoting_that_works(tmp_path):
+    """Hydra cannot read h' unquoted; the one line shows the quoting, and that quoting passes."""
+    import shlex
+
+    from rnnbench.config.cli_checks import preflight
+    from rnnbench.errors import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        preflight(["cell=genome", "cell.genome=h' = tanh(Linear(x, h))"])
+    message = str(error.value)
+    assert "\n" not in message and "LexerNoViableAltException" in message
+    shown = message.split(": ", 1)[1].split(" (")[0]  # the argument as the shell takes it
+    assert shlex.split(shown) == ['cell.genome="h\' = tanh(Linear(x, h))"']
+    preflight(["cell=genome", *shlex.split(shown), f"results_dir={tmp_path}"])
+    with pytest.raises(ConfigError) as error:  # another override's grammar error gets no such hint
+        preflight(["trainer.lr=(0.1"])
+    assert "cell.genome" not in str(error.value)

@@ -33,9 +33,10 @@ def _lstm(spec: LSTMSpec, input_size: int, hidden_size: int, forget_bias: float 
 
 
 def _genome(input_size: int, hidden_size: int, genome: str | None = None, genome_file: str | None = None):
-    """``cell=genome``: ``cell.genome`` is the step as text, or the name of a built-in genome (tanh, lstm,
-    gru, mut1..3); ``cell.genome_file`` a file that holds the text; neither: the GRU's genome."""
-    from rnnbench.cells.genome import BUILTIN_GENOMES, GenomeCell
+    """``cell=genome``: ``cell.genome`` is the step as text, or the name of a genome (tanh, lstm, lstm_b,
+    gru, mut1..3; those the architecture search names); ``cell.genome_file`` a file that holds the text;
+    neither: the GRU's genome."""
+    from rnnbench.cells.genome import NAMED_GENOMES, GenomeCell
 
     if genome is not None and genome_file is not None:
         raise ConfigError("cell.genome and cell.genome_file are both set; give one of them")
@@ -44,7 +45,7 @@ def _genome(input_size: int, hidden_size: int, genome: str | None = None, genome
             genome = Path(genome_file).read_text()
         except OSError as error:
             raise ConfigError(f"cell.genome_file={genome_file!r} cannot be read ({error.strerror})") from None
-    text = BUILTIN_GENOMES.get(genome or "gru", genome)
+    text = NAMED_GENOMES.get(genome or "gru", genome)
     return GenomeCell(input_size, hidden_size, text)
 
 

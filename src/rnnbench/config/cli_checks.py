@@ -88,7 +88,7 @@ def first_of_sweeps(overrides: list[str]) -> list[str]:
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except HydraException as error:
-        raise ConfigError(one_line(str(error))) from None
+        raise ConfigError(grammar_error(error, overrides)) from None
     single = []
     for override, text in zip(parsed, overrides):
         if not override.is_sweep_override():
@@ -107,6 +107,24 @@ def one_line(message: str) -> str:
     return "; ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
+# Hydra's override grammar reads the ' of h' as an opening quote, and stops at a genome's spaces.
+GENOME_QUOTING = (
+    "give a genome's text in double quotes inside the shell's: "
+    r'''"cell.genome=\"h' = tanh(Linear(x, h))\""'''
+)
+
+
+def grammar_error(error: Exception, overrides: list[str]) -> str:
+    """Hydra's parse error on one line; for an unquoted ``cell.genome`` text, led by how to quote it."""
+    from hydra.errors import OverrideParseException
+
+    message = one_line(str(error)) or type(error).__name__
+    unquoted = any(o.startswith("cell.genome=") and o[12:13] not in "'\"" for o in overrides)
+    if unquoted and isinstance(error, OverrideParseException):
+        return f"{GENOME_QUOTING} ({message})"
+    return message
+
+
 def compose(overrides: list[str], extra_dirs: list[Path]):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
@@ -117,7 +135,7 @@ def compose(overrides: list[str], extra_dirs: list[Path]):
         with initialize_config_module(config_module="rnnbench.configs", version_base="1.3"):
             return hydra_compose(config_name="config", overrides=searchpath + job)
     except Exception as error:  # Hydra's composition and override-grammar errors
-        message = one_line(str(error)) or type(error).__name__
+        message = grammar_error(error, overrides)
         missing = re.match(r"Could not override '([^']+)'", message)
         if missing:  # name the valid keys, as the schema does for keys in files
             key = missing.group(1)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig, OmegaConf
 
-from rnnbench.cells.genome import BUILTIN_GENOMES
+from rnnbench.cells.genome import NAMED_GENOMES
 from rnnbench.errors import ConfigError
 
 KEYS = {
@@ -86,13 +86,6 @@ def read_settings(cfg: DictConfig) -> Settings:
             "evolve.tasks is empty; give the tasks a candidate is scored on, e.g. [arithmetic, xml]"
         )
     return settings
-
-
-# lstm_b as a genome: a constant 1 added to the forget gate's pre-activation trains as the forget bias
-# initialised 1 higher (plain SGD, no weight decay on it), which is what lstm_b is.
-NAMED_GENOMES = BUILTIN_GENOMES | {
-    "lstm_b": BUILTIN_GENOMES["lstm"].replace("f = sigmoid(Linear(x, h))", "f = sigmoid(Linear(x, h) + 1)")
-}
 
 
 def genome_text(entry: str) -> str:

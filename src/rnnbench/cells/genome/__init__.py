@@ -24,12 +24,19 @@ be written. The text form (``rnnbench.cells.genome.language`` has the grammar)::
 
 With these, the six built-in cells are genomes exactly (``BUILTIN_GENOMES``; ``copy_builtin_parameters``
 copies a built-in cell's weights into the genome cell, which then computes the same outputs, states and
-gradients in float64). ``GenomeCell(input_size, hidden_size, genome)`` builds an ordinary ``Cell``;
-``canonical_hash`` identifies a genome up to naming and operand order; ``equations`` prints it as the
-papers print cells; ``mutate`` applies the paper's random transformations.
+gradients in float64). ``NAMED_GENOMES`` adds lstm_b (the forget gate's pre-activation + 1): the names
+``cell.genome`` and the search accept. ``GenomeCell(input_size, hidden_size, genome)`` builds an ordinary
+``Cell``; ``canonical_hash`` identifies a genome up to the names of intermediate nodes (not of states) and
+operand order; ``equations`` prints it as the papers print cells; ``mutate`` applies the paper's random
+transformations.
 """
 
-from rnnbench.cells.genome.builtins import BUILTIN_GENOMES, copy_builtin_parameters, parameter_pairs
+from rnnbench.cells.genome.builtins import (
+    BUILTIN_GENOMES,
+    NAMED_GENOMES,
+    copy_builtin_parameters,
+    parameter_pairs,
+)
 from rnnbench.cells.genome.canonical import canonical_form, canonical_hash, normalize
 from rnnbench.cells.genome.compile import GenomeCell
 from rnnbench.cells.genome.equations import equations
@@ -44,6 +51,7 @@ __all__ = [
     "Genome",
     "GenomeCell",
     "Mutation",
+    "NAMED_GENOMES",
     "Node",
     "canonical_form",
     "canonical_hash",

@@ -4,7 +4,7 @@ Each text computes exactly what the built-in cell computes (rnnbench.cells.tanh_
 ``lstm`` spec: forget gate, no peepholes, gru, mut): ``copy_builtin_parameters`` puts the built-in
 weights into the genome cell's rows, and tests/cells/test_genome_equivalence.py checks outputs, final
 states and gradients in float64. The LSTM's state is (h, c), as the built-in's (y, c); its gate names
-follow torch (i, f, g, o), g being the candidate the built-in calls z.
+follow torch (i, f, g, o), g being the candidate the built-in calls z. ``NAMED_GENOMES`` adds lstm_b.
 """
 
 from __future__ import annotations
@@ -48,6 +48,15 @@ BUILTIN_GENOMES = {
         u = tanh(Linear(x, r * h))
         h' = u * z + h * (1 - z)
     """,
+}
+
+# The genomes a name stands for, in ``cell.genome`` and the architecture search: the built-ins, and
+# lstm_b, whose constant 1 added to the forget gate's pre-activation trains as the forget bias initialised
+# 1 higher (plain SGD, no weight decay on it), which is what lstm_b is. Not exactly lstm_b under weight
+# decay (the constant does not decay), so not in BUILTIN_GENOMES. The search names candidates by the
+# hash of this text: it must not change.
+NAMED_GENOMES = BUILTIN_GENOMES | {
+    "lstm_b": BUILTIN_GENOMES["lstm"].replace("f = sigmoid(Linear(x, h))", "f = sigmoid(Linear(x, h) + 1)")
 }
 
 # Per built-in: Linear name -> (row block of the built-in bias, {operand: (built-in weight, row block)}),

@@ -2,7 +2,9 @@
 
 Two genomes get the same ``canonical_hash`` when their graphs are the same after ``normalize``, up to
 
-* the names of intermediate nodes (states keep their names: they are the cell's interface);
+* the names of intermediate nodes. States keep their names (they are the cell's interface), so the LSTM
+  written with ``m`` for ``c`` hashes differently; mutation never renames a state, so the search's
+  hashes are unaffected;
 * the operand order of ``+`` and ``*``, and of a Linear's operands: a Linear's weights are free
   parameters, so W [x; h] and W [h; x] span the same functions (the diagonal scale a goes with each
   operand's own block, so it does not depend on the order either);
