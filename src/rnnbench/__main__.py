@@ -33,9 +33,23 @@ def genome_digest(match: re.Match) -> str:
     return match.group(1) + "g" + hashlib.sha256(match.group(2).encode()).hexdigest()[:12]
 
 
+# A genome file is named by what it holds: a run of the file edited since is another run.
+GENOME_FILE = re.compile(r"(cell\.genome_file=)(.+?)(?=,[a-z_]+(?:\.[a-z_]+)*=|$)")
+
+
+def genome_file_digest(match: re.Match) -> str:
+    path = Path(match.group(2))
+    try:
+        text = path.read_bytes()
+    except OSError:  # the run names the unreadable file in one line
+        return match.group(0)
+    return f"{match.group(1)}{path.stem}-g{hashlib.sha256(text).hexdigest()[:12]}"
+
+
 def run_name(overrides: str) -> str:
-    """A run directory's name: its overrides (a genome's text as g<hash>); no overrides: "default"."""
-    return GENOME_TEXT.sub(genome_digest, overrides) or "default"
+    """A run directory's name: its overrides (a genome's text as g<hash>, a genome file as
+    <stem>-g<hash of its text>); no overrides: "default"."""
+    return GENOME_FILE.sub(genome_file_digest, GENOME_TEXT.sub(genome_digest, overrides)) or "default"
 
 
 OmegaConf.register_new_resolver("run_name", run_name, replace=True)

@@ -108,6 +108,20 @@ def test_a_genome_s_text_is_named_by_its_hash_in_the_run_folder():
     assert run_name("cell=gru,seed=1") == "cell=gru,seed=1" and run_name("") == "default"
 
 
+def test_a_genome_file_run_records_its_text_and_the_file_edited_is_another_run(tmp_path):
+    genome = tmp_path / "cell.genome"
+    texts = ["h' = tanh(Linear(x, h))\n", "h' = relu(Linear(x, h))\n"]
+    for text in texts:  # the same command, the file edited between the two
+        genome.write_text(text)
+        result = rnnbench("cell=genome", "cell.genome_file=cell.genome", "debug=fast", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    folders = sorted((tmp_path / "results" / "runs").glob("*/genome/*/config.yaml"))
+    assert len(folders) == 2 and all("cell.genome_file=cell-g" in f.parent.name for f in folders)
+    recorded = {yaml.safe_load(f.read_text())["cell"]["genome"] for f in folders}
+    assert recorded == set(texts)
+    assert all(yaml.safe_load(f.read_text())["cell"]["genome_file"] is None for f in folders)
+
+
 def test_an_unquoted_genome_is_told_the_quoting_that_works(tmp_path):
     """Hydra cannot read h' unquoted; the one line shows the quoting, and that quoting passes."""
     import shlex

@@ -41,12 +41,17 @@ def _genome(input_size: int, hidden_size: int, genome: str | None = None, genome
     if genome is not None and genome_file is not None:
         raise ConfigError("cell.genome and cell.genome_file are both set; give one of them")
     if genome_file is not None:
-        try:
-            genome = Path(genome_file).read_text()
-        except OSError as error:
-            raise ConfigError(f"cell.genome_file={genome_file!r} cannot be read ({error.strerror})") from None
+        genome = read_genome_file(genome_file)
     text = NAMED_GENOMES.get(genome or "gru", genome)
     return GenomeCell(input_size, hidden_size, text)
+
+
+def read_genome_file(path: str) -> str:
+    """The text of ``cell.genome_file``, or a one-line error naming it."""
+    try:
+        return Path(path).read_text()
+    except OSError as error:
+        raise ConfigError(f"cell.genome_file={path!r} cannot be read ({error.strerror})") from None
 
 
 # Gated-feedback stacks hold every layer in one cell: the model must not stack them again.

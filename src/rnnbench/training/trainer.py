@@ -18,6 +18,7 @@ Reading order: ``train`` (lock, process settings) -> ``Trainer.run`` (resume or 
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import signal
 import time
@@ -28,6 +29,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from rnnbench.cells import read_genome_file
 from rnnbench.config.schema import runtime_keys, validate
 from rnnbench.errors import ConfigError
 from rnnbench.errors.write import RunFileError, resume_hint, writing
@@ -73,6 +75,17 @@ def train(cfg: DictConfig, run_dir: str | Path, on_eval=None) -> dict:
         return Trainer(cfg, run_dir, on_eval).run()
 
 
+def with_genome_text(cfg: DictConfig) -> DictConfig:
+    """The config a run records: a genome file's text in ``cell.genome`` (the file may change later; the
+    run's config.yaml and checkpoint keep what it trained)."""
+    path = cfg.cell.get("genome_file")
+    if cfg.cell.name != "genome" or path is None:
+        return cfg
+    cfg = copy.deepcopy(cfg)
+    cfg.cell.genome, cfg.cell.genome_file = read_genome_file(path), None
+    return cfg
+
+
 def comparable(cfg: DictConfig) -> dict:
     """The config without the keys a resumed run may change (limits, threads, device, display)."""
     plain = OmegaConf.to_container(cfg, resolve=True)
@@ -105,6 +118,7 @@ def prefixed(split: str, metrics: dict) -> dict:
 class Trainer:
     def __init__(self, cfg: DictConfig, run_dir: str | Path, on_eval=None):
         validate(cfg)
+        cfg = with_genome_text(cfg)
         self.cfg, self.tc, self.on_eval = cfg, cfg.trainer, on_eval
         tc = self.tc
         self.device = resolve_device(cfg.device)
