@@ -77,8 +77,21 @@ def test_resume_refuses_a_different_config(tmp_path):
     train(compose_config(*SMALL, "trainer.max_steps=3", "trainer.eval_every=3"), tmp_path)
     from rnnbench.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="different config"):
+    with pytest.raises(ConfigError, match=r"different config \(seed=1 -> 9\)"):
         train(compose_config(*SMALL, "trainer.max_steps=3", "trainer.eval_every=3", "seed=9"), tmp_path)
+
+
+def test_a_run_saved_before_a_config_key_existed_continues(tmp_path):
+    """A checkpoint whose config lacks a key (added to rnnbench since) resumes to the same run."""
+    base = [*SMALL, "trainer.eval_every=3"]
+    train(compose_config(*base, "trainer.max_steps=6"), tmp_path / "whole")
+    train(compose_config(*base, "trainer.max_steps=3"), tmp_path / "parts")
+    path = tmp_path / "parts" / "checkpoint.pt"
+    saved = torch.load(path, weights_only=True)
+    del saved["config"]["task"]["max_digits"], saved["config"]["trainer"]["optimizer"]
+    torch.save(saved, path)
+    train(compose_config(*base, "trainer.max_steps=6"), tmp_path / "parts")
+    assert_same_run(tmp_path / "whole", tmp_path / "parts")
 
 
 def test_the_limits_evaluation_can_pick_the_best_weights(tmp_path):

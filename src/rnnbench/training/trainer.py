@@ -98,6 +98,24 @@ def comparable(cfg: DictConfig) -> dict:
     return plain
 
 
+def config_changes(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    """What differs between a checkpoint's config and this run's, as ``key=saved -> current``. A key the
+    saved config lacks is not a change: it was added to rnnbench after the run began, and a new key's
+    default keeps the behaviour from before it (so a run continues across an upgrade)."""
+    changes = []
+    for key in sorted(set(saved) | set(current), key=str):
+        name = f"{prefix}{key}"
+        if key not in saved:
+            continue
+        if key not in current:
+            changes.append(f"{name} (no longer a key)")
+        elif isinstance(saved[key], dict) and isinstance(current[key], dict):
+            changes += config_changes(saved[key], current[key], f"{name}.")
+        elif saved[key] != current[key]:
+            changes.append(f"{name}={saved[key]!r} -> {current[key]!r}")
+    return changes
+
+
 def detach(state):
     """Truncated BPTT: keep the values of a carried state, cut its history."""
     if state is None or isinstance(state, torch.Tensor):
@@ -455,8 +473,12 @@ class Trainer:
     def restore_from(self, saved: dict) -> None:
         """Puts a checkpoint's weights, optimiser, schedule, progress and RNG states back in place."""
         path = self.files.checkpoint
-        if saved["config"] != comparable(self.cfg):
-            raise ConfigError(f"{self.files.dir} holds a run with a different config; {checkpoint.WAY_OUT}")
+        changed = config_changes(saved["config"], comparable(self.cfg))
+        if changed:
+            raise ConfigError(
+                f"{self.files.dir} holds a run with a different config ({', '.join(changed[:3])}"
+                f"{', ...' if len(changed) > 3 else ''}); {checkpoint.WAY_OUT}"
+            )
         try:
             self.model.load_state_dict(saved["model"])
             self.optimizer.load_state_dict(saved["optimizer"])
