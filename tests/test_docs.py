@@ -398,7 +398,6 @@ def scratch(tmp_path_factory) -> Scratch:
                 "cell=lstm,gru",
                 "debug=fast",
                 "search.n_trials=2",
-                "~search.space.model.param_budget",
             ],
         )
     assert prepared.code == 0, prepared.output

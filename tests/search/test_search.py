@@ -121,6 +121,18 @@ def test_a_bad_space_is_one_line(space, message):
         parse_space(space)
 
 
+@pytest.mark.parametrize("preset", ["search=jozefowicz", "search=greff", "study=jozefowicz_xml"])
+def test_debug_fast_pins_the_model_size_a_search_would_draw(preset):
+    from rnnbench.search.command import read_command_line
+
+    searched = set(parse_space(read_command_line([preset]).cfg.search.space))
+    assert searched & {"model.param_budget", "cell.hidden_size"}  # what the preset draws ...
+    cfg = read_command_line([preset, "debug=fast"]).cfg
+    left = set(parse_space(cfg.search.space))
+    assert left == searched - {"model.param_budget", "cell.hidden_size"}  # ... and with debug=fast
+    assert (cfg.cell.hidden_size, cfg.model.param_budget, cfg.trainer.max_steps) == (16, None, 12)
+
+
 def test_command_line_mistakes_are_one_line(tmp_path, capsys):
     assert search(tmp_path, "+search.space.trainer.lrr={low:0.1,high:0.2}") == 2
     assert capsys.readouterr().err.strip() == (

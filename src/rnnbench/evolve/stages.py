@@ -33,7 +33,7 @@ def evaluate(argv: list[str], text: str, prefix: str, task_args: tuple[str, ...]
 
     quoted = text.replace("\n", "; ").replace("'", "\\'")
     own = [f"cell.genome='{quoted}'", f"search.study_name={prefix}", f"search.n_trials={n_trials}"]
-    search = stage_search([*argv, *task_args, "cell=genome", "search.paired=true"], own)
+    search = stage_search(stage_argv(argv, task_args), own)
     search.cfg.cell.genome, search.cfg.search.study_name, search.cfg.search.n_trials = text, prefix, n_trials
     s = search.cfg.search
     storage = open_storage(s.storage, search.cfg.results_dir, s.heartbeat_s, s.retries)
@@ -52,6 +52,39 @@ def evaluate(argv: list[str], text: str, prefix: str, task_args: tuple[str, ...]
         if left is not None:
             raise Unfinished(left)
     return best_value(studies[0], n_trials)
+
+
+def stage_argv(argv: list[str], task_args: tuple[str, ...]) -> list[str]:
+    """A stage's command line: the search's, then the task's settings (``evolve.task_args``), then the
+    values of a ``debug=`` choice again: a debug search stays tiny whatever steps a preset gives a task."""
+    return [*argv, *task_args, *debug_values(argv), "cell=genome", "search.paired=true"]
+
+
+def debug_values(argv: list[str]) -> list[str]:
+    """``debug=<name>``'s file (configs/debug/) as ``key=value`` overrides; none without a debug choice."""
+    from importlib.resources import files
+
+    from omegaconf import OmegaConf
+
+    names = [a.partition("=")[2] for a in argv if a.partition("=")[0] in ("debug", "+debug")]
+    if not names:
+        return []
+    values = OmegaConf.to_container(
+        OmegaConf.create((files("rnnbench.configs") / "debug" / f"{names[-1]}.yaml").read_text())
+    )
+    return [f"{key}={override_text(value)}" for key, value in leaves(values, "")]
+
+
+def leaves(node: dict, prefix: str):
+    for key, value in node.items():
+        if isinstance(value, dict):
+            yield from leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def override_text(value) -> str:
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
 @functools.cache

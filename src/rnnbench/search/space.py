@@ -7,7 +7,8 @@ searches ``trainer.lr``. A leaf is one of
 * ``{choices: [...]}`` (one of the listed values, uniformly; Jozefowicz et al.'s grids);
 
 and ``one_minus: true`` searches ``1 - value`` instead of the key (Greff et al.'s momentum, log-uniform
-in 1 - momentum); such a parameter is named ``1-<key>`` in the study. Because leaves are ordinary
+in 1 - momentum); such a parameter is named ``1-<key>`` in the study. A dimension set to ``null`` is not
+searched (``debug=fast`` so pins the model's size). Because leaves are ordinary
 config nodes, the command line edits a space: ``search.space.cell.hidden_size.high=100``,
 ``~search.space.model.input_noise_std`` (drop a dimension), ``+search.space.model.dropout={low:0,high:0.5}``.
 
@@ -37,6 +38,8 @@ def parse_space(space) -> dict[str, optuna.distributions.BaseDistribution]:
 
 
 def walk(node, prefix: str, found: dict) -> None:
+    if node is None and prefix:  # a dimension switched off
+        return
     if not isinstance(node, dict):
         raise ConfigError(
             f"search.space.{prefix}={node!r} is not valid; a dimension is "
