@@ -3,9 +3,11 @@ again, it ends with the list and records of an uninterrupted run, and no draw is
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -14,6 +16,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from rnnbench.outcome import Outcome, trial_outcome
 from rnnbench.report import make_report
 
 TINY = [
@@ -29,6 +32,7 @@ TINY = [
     "search.workers=1",
     "search.heartbeat_s=1",
 ]
+CLOCKS = {"wall_s", "tokens_per_s", "data_s"}  # differ from run to run
 
 
 def evolve(results: Path, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -40,20 +44,84 @@ def summary(results: Path) -> dict:
     return json.loads((results / "evolve" / "jozefowicz" / "summary.json").read_text())
 
 
+def mutants(events: Path) -> list[str]:
+    """The hashes of the mutants generated so far (not duplicates), from the lines written whole."""
+    text = events.read_text() if events.exists() else ""
+    lines = [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n")]
+    return [e["hash"] for e in lines if e["event"] == "generated" and not e["duplicate"]]
+
+
+def running(db: Path) -> list[tuple[str, int]]:
+    """(study, trial number) of the RUNNING trials, read from the SQLite file without writing to it."""
+    if not db.exists():
+        return []
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)) as connection:
+            query = (
+                "SELECT s.study_name, t.number FROM trials t JOIN studies s ON s.study_id = t.study_id "
+                "WHERE t.state = 'RUNNING'"
+            )
+            return list(connection.execute(query))
+    except sqlite3.OperationalError:  # not created yet, or locked by a write: the next look
+        return []
+
+
+def state(db: Path, study: str, number: int) -> str:
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as connection:
+        query = (
+            "SELECT t.state FROM trials t JOIN studies s ON s.study_id = t.study_id "
+            "WHERE s.study_name = ? AND t.number = ?"
+        )
+        return connection.execute(query, (study, number)).fetchone()[0]
+
+
+def logged(folder: Path) -> dict[Path, int]:
+    """The sizes of the metrics files of a study's runs."""
+    return {f: f.stat().st_size for f in folder.glob("trial-*/metrics.jsonl")}
+
+
+def kill_in_training(results: Path, deadline: float) -> tuple[str, int]:
+    """Starts the search and SIGKILLs it (its process group) as soon as a mutant's trial is RUNNING and
+    its run has written an evaluation to metrics.jsonl (a checkpoint follows each): (study, trial number)
+    of that trial. A trial can end between the look and the kill; the storage then shows it ended, and
+    the search is started again (continuing, as after any kill) to be killed in a later mutant's trial."""
+    command = [sys.executable, "-m", "rnnbench.evolve", *TINY, f"results_dir={results}"]
+    db, events, tries = results / "studies.db", results / "evolve" / "jozefowicz" / "events.jsonl", []
+    while time.monotonic() < deadline:
+        process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        target, before = None, {}  # the study's metrics files when each trial was first seen running
+        while target is None and process.poll() is None and time.monotonic() < deadline:
+            hashes = mutants(events)
+            for study, number in running(db):
+                if not any(h in study for h in hashes):
+                    continue
+                sizes = logged(results / "studies" / study)
+                if before.setdefault((study, number), sizes) != sizes:  # its run wrote a line since
+                    target = study, number
+                    break
+            else:
+                time.sleep(0.02)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # the search and any process it started
+        process.wait()
+        assert target is not None, (
+            f"no mutant's trial was seen in training (tries: {tries}, exit {process.returncode})"
+        )
+        found = state(db, *target)
+        if found == "RUNNING":  # the process is dead: the kill hit this trial
+            return target
+        tries.append((*target, found))
+    raise AssertionError(f"no kill landed in a mutant's trial before the deadline (tries: {tries})")
+
+
 @pytest.mark.slow
 def test_a_killed_search_continues_to_the_same_list_and_trains_nothing_twice(tmp_path):
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     assert evolve(whole).returncode == 0
-    command = [sys.executable, "-m", "rnnbench.evolve", *TINY, f"results_dir={parts}"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    study, number = kill_in_training(parts, time.monotonic() + 300)
     events = parts / "evolve" / "jozefowicz" / "events.jsonl"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:  # killed once the first mutant's evaluation has begun
-        if events.exists() and '"generated"' in events.read_text():
-            break
-        time.sleep(0.05)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
     rerun = evolve(parts)
     assert rerun.returncode == 0, rerun.stderr
     a, b = summary(whole), summary(parts)
@@ -65,8 +133,27 @@ def test_a_killed_search_continues_to_the_same_list_and_trains_nothing_twice(tmp
     assert len(names) == len(set(names)) == sum(len(c["best"]) for c in b["candidates"])
     for name in names:  # each draw ran to one outcome: a killed trial was retried, none ran twice
         trials = optuna.load_study(study_name=name, storage=storage).get_trials()
-        done = [t.user_attrs["draw"] for t in trials if t.state != optuna.trial.TrialState.FAIL]
-        assert sorted(done) == list(range(len(done)))
+        outcomes = [trial_outcome(t.state.name, t.user_attrs) for t in trials]
+        done = [t.user_attrs["draw"] for t, o in zip(trials, outcomes) if o.is_result]
+        assert sorted(done) == list(range(len(done))) and len(done) >= 1, name
+        assert all(o.is_result or o is Outcome.KILLED for o in outcomes), (name, outcomes)
+    # the kill hit a trial in training: that trial is a killed one, and its draw ran once more, to its outcome
+    trials = optuna.load_study(study_name=study, storage=storage).get_trials()
+    killed = next(t for t in trials if t.number == number)
+    assert trial_outcome(killed.state.name, killed.user_attrs) is Outcome.KILLED, killed
+    draw = killed.user_attrs["draw"]
+    (retry,) = [t for t in trials if t.user_attrs["draw"] == draw and t.number != number]
+    assert retry.number > number and retry.params == killed.params
+    assert trial_outcome(retry.state.name, retry.user_attrs).is_result, retry
+
+    def evaluations(results: Path) -> dict[str, list[dict]]:  # the killed study's metrics, less clocks
+        found = {}
+        for path in (results / "studies" / study).glob("trial-*/metrics.jsonl"):
+            lines = [json.loads(line) for line in path.read_text().splitlines()]
+            found[path.parent.name] = [{k: v for k, v in x.items() if k not in CLOCKS} for x in lines]
+        return found
+
+    assert evaluations(parts) == evaluations(whole)  # continued from its checkpoint to the same numbers
     written = make_report([str(parts)], parts / "report")
     text = (parts / "report" / "report.md").read_text()
     assert parts / "report" / "table-architectures-0.csv" in written
