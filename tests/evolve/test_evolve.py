@@ -27,7 +27,6 @@ TINY = [
     "evolve.tasks=[arithmetic]",
     "evolve.score=[tanh]",
     "evolve.memorization.pass=0.0",
-    "search.space.model.param_budget.choices=[3000]",
     "search.space.cell.num_layers.choices=[1]",
     "search.workers=1",
     "search.heartbeat_s=1",

@@ -21,7 +21,6 @@ ARGS = [
     "evolve.score=[]",
     "evolve.memorization.pass=0.0",
     "task.eval_size=40",
-    "search.space.model.param_budget.choices=[3000]",
     "search.space.cell.num_layers.choices=[1]",
     "search.launcher=slurm",
     "search.slurm.cluster=slurm",
