@@ -177,6 +177,26 @@ def test_a_tiny_paired_search_stores_its_trials(tmp_path):
     assert found["complete"] == 3 and found["waiting"] == 2
 
 
+def test_no_more_workers_start_than_trials_are_queued(tmp_path, monkeypatch):
+    from rnnbench.search import launch
+    from rnnbench.search.command import cpu_cores
+
+    started = []
+
+    def spy(search_, workers, threads):
+        started.append((workers, threads))
+        return real(search_, workers, threads)
+
+    real = launch.start_workers
+    monkeypatch.setattr(launch, "start_workers", spy)
+    assert search(tmp_path, LR, "search.n_trials=1", "search.workers=3") == 0
+    assert started == []  # one queued trial: trained in the launcher's process, no worker started
+    assert search(tmp_path, LR, "search.n_trials=3", "search.workers=3") == 0
+    assert started == [(2, max(1, cpu_cores() // 3))]  # two queued: two workers, threads as for three
+    trials = load(tmp_path, "t-arithmetic-lstm").get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert sorted(t.user_attrs["draw"] for t in trials) == [0, 1, 2]
+
+
 def test_diverging_and_rejected_configurations_fail_and_the_study_completes(tmp_path):
     space = "+search.space.trainer.lr={choices:[1.0e+6,0.01,-1.0]}"  # diverges, trains, rejected
     assert search(tmp_path, space, "trainer.optimizer=sgd", "search.n_trials=9", "search.seed=1") == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import math
 import os
 import signal
 import subprocess
@@ -38,8 +39,7 @@ def die_with_parent() -> None:  # runs in the child between fork and exec
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def start_workers(search: Search, workers: int) -> list[subprocess.Popen]:
-    threads = threads_per_worker(search.cfg, workers)
+def start_workers(search: Search, workers: int, threads: int) -> list[subprocess.Popen]:
     gpus = visible_gpus()
     processes = []
     for k in range(workers):
@@ -100,16 +100,21 @@ def run_pool(search: Search, studies: list[optuna.Study], storage) -> int:
 
 def run_workers(search: Search, studies: list[optuna.Study], storage, workers: int, bar: tqdm) -> int:
     """One round: the workers take queued trials until none is left; the exit code of a worker that
-    failed, else 0 (a worker killed by a signal, its trial retried, is not a failure here)."""
+    failed, else 0 (a worker killed by a signal, its trial retried, is not a failure here). No more
+    workers start than the queue can keep busy (an architecture search's one-draw filter: none)."""
+    threads = threads_per_worker(search.cfg, workers)  # as configured, however few trials are left
+    s = search.cfg.search
+    queued = all_draw_states(studies, s.n_trials)["waiting"]
+    workers = max(1, min(workers, math.ceil(queued / s.population)))
     if workers == 1:  # in this process: no start-up cost, and tests see it directly
         from rnnbench.search.worker import work
 
         def on_trial(*_):
             update(bar, studies)
 
-        work(studies, search.configs, storage, threads_per_worker(search.cfg, 1), on_trial)
+        work(studies, search.configs, storage, threads, on_trial)
         return 0
-    processes = start_workers(search, workers)
+    processes = start_workers(search, workers, threads)
     terminated = []
 
     def forward(signum, frame):  # e.g. a scheduler's SIGTERM: each worker saves its trial and queues it
