@@ -4,8 +4,11 @@ same storage; the report shows them here, by architecture, and leaves them out o
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import re
+import sqlite3
 from pathlib import Path
 
 import pandas as pd
@@ -47,10 +50,50 @@ def label(c: dict) -> str:
     return c["origin"] if c["origin"] != "mutant" else c["hash"][:8]
 
 
+def first_draws(summary: dict) -> dict[tuple[str, str], float]:
+    """(genome hash, task) -> best validation value over the draws every architecture got, the first
+    ``evolve.draws`` (paired: the same hyperparameters and seeds for all), read from the search's SQLite
+    storage beside its folder (<results_dir>/studies.db); empty where there is none."""
+    path = Path(summary["folder"]).parents[1] / "studies.db"
+    if not path.exists():
+        return {}
+    query = """
+        SELECT s.study_name, d.direction, v.value FROM trials t
+        JOIN studies s ON s.study_id = t.study_id
+        JOIN study_directions d ON d.study_id = s.study_id
+        JOIN trial_values v ON v.trial_id = t.trial_id
+        JOIN trial_user_attributes a ON a.trial_id = t.trial_id AND a.key = 'draw'
+        WHERE t.state = 'COMPLETE' AND CAST(a.value_json AS INTEGER) < ?"""
+    prefix = re.compile(rf"^{re.escape(summary['settings']['name'])}-([0-9a-f]{{16}})-(.+)-genome$")
+    best: dict[tuple[str, str], float] = {}
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        for name, direction, value in db.execute(query, (summary["settings"]["draws"],)):
+            found = prefix.match(name)
+            if found is None or value is None or not math.isfinite(value):
+                continue
+            key, sign = found.groups(), 1 if direction == "MAXIMIZE" else -1
+            best[key] = value if key not in best else sign * max(sign * best[key], sign * value)
+    return best
+
+
+def paired_fitness(summary: dict, best: dict, c: dict) -> float | None:
+    """Fitness over the first draws only: min over tasks of best / the baseline's best on those draws."""
+    ratios = []
+    for task in summary["settings"]["tasks"]:
+        ours, base = best.get((c["hash"], task)), best.get((summary["baseline"], task))
+        if ours is None or not base:
+            return None
+        ratios.append(ours / base if ours >= 0 and base > 0 else math.nan)
+    return min(ratios) if ratios else None
+
+
 def ranking(summary: dict) -> pd.DataFrame:
-    """The listed architectures and the scored built-in cells, fittest first, with per-task ratios."""
+    """The listed architectures and the scored built-in cells, fittest first, with per-task ratios and
+    the fitness on the draws all of them got (a listed architecture's best over more draws is higher)."""
     tasks = summary["settings"]["tasks"]
     memory = (summary["settings"].get("memorization") or {}).get("task", "copy")
+    paired = first_draws(summary)
+    first = f"fitness, first {summary['settings']['draws']} draws"
     rows = []
     for c in summary["candidates"]:
         if c.get("fitness") is None or c["stage"] not in ("listed", "scored"):
@@ -60,6 +103,7 @@ def ranking(summary: dict) -> pd.DataFrame:
                 "architecture": label(c),
                 "kind": "listed" if c["stage"] == "listed" else "built-in",
                 "fitness": c["fitness"],
+                **({first: paired_fitness(summary, paired, c)} if paired else {}),
                 f"{memory} (filter)": c["best"].get(memory),  # the built-in cells' too: recorded, not applied
                 **{f"{t} best": c["best"].get(t) for t in tasks},
                 **{f"{t} / baseline": (c.get("ratios") or {}).get(t) for t in tasks},
