@@ -160,7 +160,7 @@ def test_a_killed_search_continues_to_the_same_list_and_trains_nothing_twice(tmp
     for h in b["listed"]:  # every listed architecture is ranked, the fittest shown as equations
         assert h[:8] in text or next(c["origin"] for c in b["candidates"] if c["hash"] == h) in text
     assert "h' = " in text and "| tanh | built-in |" in text
-    assert "| fitness | copy (filter) |" in text  # the references' filter accuracy, recorded
+    assert "| fitness | fitness, first 1 draw | copy (filter) |" in text  # the filter's accuracy, recorded
 
 
 @pytest.mark.parametrize(

@@ -429,7 +429,7 @@ def test_test_weights_last_scores_the_weights_the_run_ended_with(tmp_path):
     def evaluate(model, split, device, max_batches=None):  # the test "metric" reads the weights it scores
         if split == "valid":
             return {"acc": next(scripted), "loss": 1.0}
-        return {"acc": float(sum(p.double().sum() for p in model.parameters())), "loss": 1.0}
+        return {"acc": float(sum(p.detach().double().sum() for p in model.parameters())), "loss": 1.0}
 
     trainer.task.evaluate = evaluate
     summary = trainer.run()

@@ -93,7 +93,8 @@ def ranking(summary: dict) -> pd.DataFrame:
     tasks = summary["settings"]["tasks"]
     memory = (summary["settings"].get("memorization") or {}).get("task", "copy")
     paired = first_draws(summary)
-    first = f"fitness, first {summary['settings']['draws']} draws"
+    draws = summary["settings"]["draws"]
+    first = f"fitness, first {draws} draw{'s' if draws != 1 else ''}"
     rows = []
     for c in summary["candidates"]:
         if c.get("fitness") is None or c["stage"] not in ("listed", "scored"):
