@@ -136,7 +136,7 @@ def fitness_figure(summary: dict):
     fig = new_figure(6, 3)
     ax = fig.add_subplot()
     ax.plot(history["generated"], history["best"], label="best listed")
-    ax.plot(history["generated"], history["best_mutant"], label="best listed mutant")
+    ax.plot(history["generated"], history["best_mutant"], "--", label="best listed mutant")  # on top
     ax.axhline(1.0, color="grey", lw=0.8, ls="--")
     ax.set_xlabel("mutants generated")
     ax.set_ylabel(f"fitness (min over tasks of best / {summary['settings']['baseline']})")
