@@ -103,10 +103,8 @@ def config_changes(saved: dict, current: dict, prefix: str = "") -> list[str]:
     saved config lacks is not a change: it was added to rnnbench after the run began, and a new key's
     default keeps the behaviour from before it (so a run continues across an upgrade)."""
     changes = []
-    for key in sorted(set(saved) | set(current), key=str):
+    for key in sorted(saved, key=str):  # keys only the current config has are new ones: no change
         name = f"{prefix}{key}"
-        if key not in saved:
-            continue
         if key not in current:
             changes.append(f"{name} (no longer a key)")
         elif isinstance(saved[key], dict) and isinstance(current[key], dict):
@@ -371,7 +369,7 @@ class Trainer:
         if self.best_weights is not None and p.status in ("completed", "diverged"):
             last = self.tc.test_weights == "last"
             final = {k: v.detach().clone() for k, v in self.model.state_dict().items()} if last else None
-            weights = final if last else self.best_weights
+            weights = final or self.best_weights
             self.model.load_state_dict(weights)
             self.model.eval()
             test = prefixed("test", self.task.evaluate(self.model, "test", self.device, self.tc.eval_batches))
