@@ -250,7 +250,8 @@ def build(trials, jozefowicz, greff, facts, fanova, figures: set, options: dict)
         Text(
             "fANOVA (Optuna's FanovaImportanceEvaluator) per task and cell with at least "
             f"{max(min_trials, 2)} complete trials: the fraction of the test value's variance explained by "
-            "each hyperparameter alone. Only main effects are shown: Optuna's evaluator gives no pairwise "
+            "each hyperparameter alone, over the distribution the search drew from (a log-drawn value on a "
+            "log axis). Only main effects are shown: Optuna's evaluator gives no pairwise "
             "interactions; what the bars leave to 1 is interactions and noise. The marginal plots show "
             "every complete trial's test value and training time against each hyperparameter."
         ),
