@@ -190,7 +190,8 @@ def greff_importance(param: str, rank: str) -> Callable[[Folder], Measured]:
             f"{name} {value:.2f}" for name, value in medians.sort_values(ascending=False).items()
         )
         found.notes.append(
-            f"median share over variants: {others}; main effects, {int(shares['n'].min())}+ trials"
+            f"median share over variants: {others}; main effects over the drawn distribution (log-drawn "
+            f"hyperparameters on a log axis), {int(shares['n'].min())}+ trials"
         )
         return found
 
