@@ -368,16 +368,15 @@ class Trainer:
         p, test = self.progress, {}
         if self.best_weights is not None and p.status in ("completed", "diverged"):
             last = self.tc.test_weights == "last"
-            final = {k: v.detach().clone() for k, v in self.model.state_dict().items()} if last else None
-            weights = final or self.best_weights
-            self.model.load_state_dict(weights)
+            if not last:  # "last": the model already holds the weights the run ended with
+                self.model.load_state_dict(self.best_weights)
             self.model.eval()
             test = prefixed("test", self.task.evaluate(self.model, "test", self.device, self.tc.eval_batches))
             step = p.step if last else p.best_step
             self.files.append_metrics(
                 {"step": step, "epoch": p.epoch, "split": "test", **test, "wall_s": self.wall()}
             )
-            self.files.save_model(weights, self.cfg)
+            self.files.save_model(self.model.state_dict(), self.cfg)
         summary = summarize(self.cfg, p, test, self.facts())
         self.files.write_summary(summary)
         return summary
